@@ -1,0 +1,191 @@
+import pytest
+import torch
+
+from v2v.config import ConfigError, GeneratorConfig, preset
+from v2v.generator import Vid2VidGenerator, count_parameters
+
+
+def make(n_scales=1, **task):
+    torch.manual_seed(0)
+    task.setdefault("input_nc", 4)
+    return Vid2VidGenerator(preset("tiny", n_scales=n_scales, **task))
+
+
+def inputs(g, size=None, batch=2):
+    cfg = g.cfg
+    h = w = size or cfg.size_multiple * 2
+    src = torch.rand(batch, cfg.n_past + 1, cfg.input_nc, h, w)
+    prev = torch.rand(batch, cfg.n_past, 3, h, w) * 2 - 1
+    style = torch.rand(batch, cfg.n_past + 1, cfg.style_nc, h, w) if cfg.style_nc else None
+    return src, prev, style
+
+
+@pytest.mark.parametrize("n_scales", [1, 2, 3])
+@pytest.mark.parametrize("input_nc", [1, 3, 15, 36])
+def test_output_shapes(n_scales, input_nc):
+    g = make(n_scales, input_nc=input_nc)
+    src, prev, _ = inputs(g)
+    out = g(src, prev)
+    h = w = g.cfg.size_multiple * 2
+    assert out.frame.shape == (2, 3, h, w)
+    assert out.hallucinated.shape == (2, 3, h, w)
+    assert out.flow.shape == (2, 2, h, w)
+    assert out.mask.shape == (2, 1, h, w) and out.warped.shape == (2, 3, h, w)
+    assert 0 <= out.mask.min() and out.mask.max() <= 1
+    assert out.frame.abs().max() <= 1
+
+
+def test_non_square_frames():
+    g = make(2)
+    m = g.cfg.size_multiple
+    src = torch.rand(1, 3, 4, 2 * m, 3 * m)
+    out = g(src, torch.zeros(1, 2, 3, 2 * m, 3 * m))
+    assert out.frame.shape == (1, 3, 2 * m, 3 * m)
+
+
+def test_per_frame_model_has_no_flow_and_ignores_history():
+    g = make(1, use_flow=False)
+    src, prev, _ = inputs(g)
+    a = g(src, prev)
+    assert a.flow is None and a.mask is None and a.warped is None
+    b = g(src, torch.zeros_like(prev))
+    assert torch.equal(a.frame, b.frame)
+    assert torch.equal(a.frame, a.hallucinated)
+
+
+def blend_with(g, mask_value, zero_flow):
+    """Run g with its mask head forced to a constant and optionally zero flow."""
+    head = g.mask_head[0][1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(1e4 if mask_value == 1 else -1e4)
+        if zero_flow:
+            g.flow_head[1].weight.zero_()
+            g.flow_head[1].bias.zero_()
+    src, prev, _ = inputs(g)
+    return g(src, prev), prev
+
+
+def test_mask_one_gives_hallucination():
+    out, _ = blend_with(make(2), 1, zero_flow=False)
+    assert torch.allclose(out.mask, torch.ones_like(out.mask))
+    assert torch.allclose(out.frame, out.hallucinated)
+
+
+def test_mask_zero_with_zero_flow_gives_previous_frame():
+    out, prev = blend_with(make(2), 0, zero_flow=True)
+    assert torch.equal(out.flow, torch.zeros_like(out.flow))
+    assert torch.allclose(out.frame, prev[:, -1], atol=1e-6)
+
+
+def test_no_history_forces_hallucination():
+    g = make(1)
+    src, _, _ = inputs(g)
+    out = g(src, None)
+    assert torch.equal(out.mask, torch.ones_like(out.mask))
+    assert torch.allclose(out.frame, out.hallucinated)
+
+
+def fg_model():
+    # 5 labels + instance edge; label 3 is foreground
+    return make(1, input_nc=6, label_nc=5, foreground=True, fg_label_ids=(3,))
+
+
+def one_hot_sources(g, ids):
+    """ids [H, W] -> [1, L+1, 6, H, W] one-hot labels (same map every frame) + zero edge channel."""
+    onehot = torch.nn.functional.one_hot(ids, 5).permute(2, 0, 1).float()
+    frame = torch.cat([onehot, torch.zeros(1, *ids.shape)])
+    return frame.expand(1, g.cfg.n_past + 1, *frame.shape).clone()
+
+
+def test_foreground_prior_takes_foreground_pixels_from_foreground_branch():
+    g = fg_model()
+    ids = torch.zeros(16, 16, dtype=torch.long)
+    ids[4:10, 5:12] = 3
+    src = one_hot_sources(g, ids)
+    out = g(src, torch.rand(1, 2, 3, 16, 16))
+    fg = (ids == 3)
+    assert torch.equal(out.bg_mask[0, 0], (~fg).float())
+    # foreground: occluded (mask 1) and equal to h_F; background: from h_B blended with the warp
+    assert torch.all(out.mask[0, 0][fg] == 1)
+    assert torch.allclose(out.frame[0][:, fg], out.fg_hallucinated[0][:, fg])
+    assert not torch.allclose(out.frame[0][:, ~fg], out.fg_hallucinated[0][:, ~fg])
+
+
+def test_foreground_branch_sees_sources_only():
+    g = fg_model()
+    src = one_hot_sources(g, torch.zeros(16, 16, dtype=torch.long))
+    a = g(src, torch.rand(1, 2, 3, 16, 16)).fg_hallucinated
+    b = g(src, torch.rand(1, 2, 3, 16, 16)).fg_hallucinated
+    assert torch.equal(a, b)
+
+
+def test_style_features_change_the_output():
+    g = make(1, style_nc=3)
+    src, prev, style = inputs(g)
+    a = g(src, prev, style=style).frame
+    b = g(src, prev, style=-style).frame
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="style features"):
+        g(src, prev)
+
+
+PARAMETER_GROUPS = ["scales.0.source_encoder", "scales.0.prev_encoder", "scales.0.image_trunk",
+                    "scales.0.flow_trunk", "scales.1.source_encoder", "scales.1.prev_encoder",
+                    "scales.1.image_trunk", "scales.1.flow_trunk", "image_head", "flow_head", "mask_head",
+                    "foreground"]
+
+
+def test_gradients_reach_every_parameter_group():
+    g = make(2, input_nc=6, label_nc=5, foreground=True, fg_label_ids=(3,))
+    ids = torch.zeros(16, 16, dtype=torch.long)
+    ids[2:8, 2:8] = 3
+    src = one_hot_sources(g, ids).repeat(2, 1, 1, 1, 1)
+    out = g(src, torch.rand(2, 2, 3, 16, 16))
+    (out.frame.mean() + out.flow.mean() + out.mask.mean()).backward()
+    names = [n for n, _ in g.named_parameters()]
+    for group in PARAMETER_GROUPS:
+        grads = [p.grad for n, p in g.named_parameters() if n.startswith(group)]
+        assert grads, f"no parameters in {group}: {names}"
+        assert all(gr is not None for gr in grads), group
+        assert sum(gr.abs().sum() for gr in grads) > 0, group
+
+
+def test_bad_inputs_are_named():
+    g = make(1)
+    m = g.cfg.size_multiple
+    with pytest.raises(ValueError, match="input_nc=4"):
+        g(torch.rand(1, 3, 5, 2 * m, 2 * m), None)
+    with pytest.raises(ValueError, match="not a multiple of 4"):
+        g(torch.rand(1, 3, 4, 2 * m + 1, 2 * m), None)
+    with pytest.raises(ValueError, match="prev_frames"):
+        g(torch.rand(1, 3, 4, 2 * m, 2 * m), torch.rand(1, 1, 3, 2 * m, 2 * m))
+
+
+def test_config_rejects_invalid_and_unknown():
+    with pytest.raises(ConfigError, match="unknown keys"):
+        GeneratorConfig.from_dict({"input_nc": 3, "bogus": 1})
+    with pytest.raises(ConfigError, match="fg_label_ids"):
+        GeneratorConfig(input_nc=6, label_nc=5, foreground=True, fg_label_ids=(7,))
+    with pytest.raises(ConfigError, match="n_scales"):
+        GeneratorConfig(input_nc=3, n_scales=4)
+    cfg = preset("tiny", input_nc=6, label_nc=5, foreground=True, fg_label_ids=(3, 4))
+    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_finer_model_reuses_coarser_weights():
+    coarse = make(1)
+    fine = Vid2VidGenerator(coarse.cfg.with_(n_scales=2))
+    fine.load_coarser(coarse)
+    for (n, a), (_, b) in zip(coarse.scales[0].state_dict().items(), fine.scales[0].state_dict().items()):
+        assert torch.equal(a, b), n
+    with pytest.raises(ValueError):
+        fine.load_coarser(make(1, ngf=16))
+
+
+def test_paper_preset_size():
+    """The paper preset at its Cityscapes layout: about 0.4 G parameters (reference: 411 M)."""
+    cfg = preset("paper", input_nc=36, label_nc=35, foreground=True, fg_label_ids=(26,))
+    with torch.device("meta"):
+        n = count_parameters(Vid2VidGenerator(cfg))
+    assert 350e6 < n < 450e6

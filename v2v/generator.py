@@ -1,0 +1,215 @@
+"""The sequential generator F of vid2vid (Eq. 3, 4 and 9; Appendix A).
+
+One call produces frame t from the sources s_{t-L..t} and the previous outputs x~_{t-L..t-1}:
+
+    x~_t = (1 - m~_t) * warp(x~_{t-1}, w~_{t-1}) + m~_t * h~_t                      (Eq. 4)
+    h~_t = (1 - m_B) * h~_F + m_B * h~_B        with the foreground prior        (Eq. 9)
+
+Coarse-to-fine: ``scales[0]`` is the global network (width ngf, at 1/2**(n_scales-1) resolution);
+``scales[s]`` for s >= 1 is a local enhancer of width ngf/2**s that adds the coarser scale's last
+features to its own encoding.  Only the finest scale feeds the output heads, so a model with one more
+scale reuses every ``scales.*`` weight of the coarser model unchanged (progressive training).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GeneratorConfig
+from .flow import warp
+from .layers import conv_block, decoder_trunk, encoder, init_weights, output_conv, res_blocks, up_block
+
+
+@dataclass
+class GeneratorOutput:
+    """Named parts of one generated frame; all [B, C, H, W]."""
+
+    frame: torch.Tensor                     # x~_t in [-1, 1]
+    hallucinated: torch.Tensor              # h~_t (fg/bg composite when the prior is on)
+    flow: torch.Tensor | None = None        # w~_{t-1}: backward flow in pixels, [B, 2, H, W]
+    mask: torch.Tensor | None = None        # m~_t in [0, 1] as used in the blend (foreground forced to 1)
+    warped: torch.Tensor | None = None      # warp(x~_{t-1}, w~_{t-1})
+    fg_hallucinated: torch.Tensor | None = None  # h~_F
+    bg_mask: torch.Tensor | None = None     # m_B: 1 on background labels
+
+
+class GlobalScale(nn.Module):
+    """Coarsest scale: two encoders (sources; previous outputs) summed, then image and flow trunks."""
+
+    def __init__(self, cfg: GeneratorConfig, src_nc: int, prev_nc: int) -> None:
+        super().__init__()
+        n_enc, n_dec = cfg.n_blocks - cfg.n_blocks // 2, cfg.n_blocks // 2
+        self.source_encoder = encoder(src_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm)
+        self.image_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, n_dec, cfg.norm)
+        if cfg.use_flow:
+            self.prev_encoder = encoder(prev_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm)
+            self.flow_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, n_dec, cfg.norm)
+
+    def forward(self, src, prev, coarse=None):
+        code = self.source_encoder(src)
+        if prev is None:  # per-frame model: hallucination branch alone
+            return self.image_trunk(code), None
+        code = code + self.prev_encoder(prev)
+        return self.image_trunk(code), self.flow_trunk(code)
+
+
+class LocalScale(nn.Module):
+    """A finer scale: 7x7 stem + one stride-2 conv per input, plus the coarser scale's features."""
+
+    def __init__(self, cfg: GeneratorConfig, ngf: int, src_nc: int, prev_nc: int) -> None:
+        super().__init__()
+
+        def stem(in_nc: int) -> nn.Sequential:
+            return nn.Sequential(conv_block(in_nc, ngf, 7, norm=cfg.norm),
+                                 conv_block(ngf, 2 * ngf, 3, stride=2, norm=cfg.norm))
+
+        def trunk() -> nn.Sequential:
+            return nn.Sequential(res_blocks(2 * ngf, cfg.n_local_blocks, cfg.norm), up_block(2 * ngf, ngf, norm=cfg.norm))
+
+        self.source_encoder = stem(src_nc)
+        self.image_trunk = trunk()
+        if cfg.use_flow:
+            self.prev_encoder = stem(prev_nc)
+            self.flow_trunk = trunk()
+
+    def forward(self, src, prev, coarse):
+        coarse_image, coarse_flow = coarse
+        code = self.source_encoder(src)
+        if prev is None:
+            return self.image_trunk(code + coarse_image), None
+        code = code + self.prev_encoder(prev)
+        return self.image_trunk(code + coarse_image), self.flow_trunk(code + coarse_flow)
+
+
+class ForegroundNet(nn.Module):
+    """H_F: an encoder-decoder that sees only the sources (foreground objects move too much to warp)."""
+
+    def __init__(self, cfg: GeneratorConfig, src_nc: int) -> None:
+        super().__init__()
+        ngf = cfg.foreground_ngf
+        self.body = nn.Sequential(
+            encoder(src_nc, ngf, cfg.n_downsample, cfg.fg_n_blocks, cfg.norm),
+            decoder_trunk(ngf, cfg.n_downsample, 0, cfg.norm),
+            output_conv(ngf, cfg.output_nc),
+            nn.Tanh(),
+        )
+
+    def forward(self, src):
+        return self.body(src)
+
+
+def downsample(x: torch.Tensor) -> torch.Tensor:
+    """The input pyramid: 3x3 average pooling, stride 2 (one-hot maps become soft)."""
+    return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+
+
+class Vid2VidGenerator(nn.Module):
+    """F(x~_{t-L..t-1}, s_{t-L..t}) -> GeneratorOutput.  See the module docstring."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        L = cfg.n_past
+        # Per-frame synthesis sees the current source only; the sequential model sees L+1 sources, L outputs.
+        src_nc = cfg.frame_nc * ((L + 1) if cfg.use_flow else 1)
+        prev_nc = cfg.output_nc * L
+        self.scales = nn.ModuleList([GlobalScale(cfg, src_nc, prev_nc)])
+        for s in range(1, cfg.n_scales):
+            self.scales.append(LocalScale(cfg, cfg.ngf // 2**s, src_nc, prev_nc))
+        ngf_out = cfg.ngf // 2 ** (cfg.n_scales - 1)
+        self.image_head = nn.Sequential(output_conv(ngf_out, cfg.output_nc), nn.Tanh())
+        if cfg.use_flow:
+            self.flow_head = output_conv(ngf_out, 2)
+            self.mask_head = nn.Sequential(output_conv(ngf_out, 1), nn.Sigmoid())
+        if cfg.foreground:
+            self.foreground = ForegroundNet(cfg, src_nc)
+        init_weights(self)
+
+    # -- input checks: a wrong tensor should fail here with its name, not deep inside a conv --------------
+    def _check(self, sources, prev_frames, style):
+        cfg, L = self.cfg, self.cfg.n_past
+        if sources.dim() != 5 or sources.shape[1] != L + 1 or sources.shape[2] != cfg.input_nc:
+            raise ValueError(f"sources must be [B, L+1={L + 1}, input_nc={cfg.input_nc}, H, W], "
+                             f"got {tuple(sources.shape)}")
+        h, w = sources.shape[-2:]
+        m = cfg.size_multiple
+        if h % m or w % m:
+            raise ValueError(f"frame size {w}x{h} is not a multiple of {m} (n_downsample={cfg.n_downsample}, "
+                             f"n_scales={cfg.n_scales}); resize or crop to e.g. {w // m * m or m}x{h // m * m or m}")
+        if prev_frames is not None and prev_frames.shape != (sources.shape[0], L, cfg.output_nc, h, w):
+            raise ValueError(f"prev_frames must be [B, L={L}, {cfg.output_nc}, {h}, {w}], got {tuple(prev_frames.shape)}")
+        if cfg.style_nc and (style is None or style.shape != (sources.shape[0], L + 1, cfg.style_nc, h, w)):
+            got = None if style is None else tuple(style.shape)
+            raise ValueError(f"this model takes style features [B, L+1, {cfg.style_nc}, H, W]; got {got}")
+        if not cfg.style_nc and style is not None:
+            raise ValueError("style features given to a model without a style input (style_nc=0)")
+
+    def forward(self, sources: torch.Tensor, prev_frames: torch.Tensor | None = None, *,
+                style: torch.Tensor | None = None, force_hallucinate: bool = False) -> GeneratorOutput:
+        """sources [B, L+1, input_nc, H, W] oldest..current; prev_frames [B, L, 3, H, W] oldest..newest in
+        [-1, 1], or None for "no history" (zeros, and the mask forced to hallucinate)."""
+        cfg = self.cfg
+        self._check(sources, prev_frames, style)
+        current = sources[:, -1]
+        if style is not None:
+            sources = torch.cat([sources, style], dim=2)
+        b, _, _, h, w = sources.shape
+        if prev_frames is None:
+            force_hallucinate = True
+            prev_frames = sources.new_zeros(b, cfg.n_past, cfg.output_nc, h, w)
+
+        src = sources.flatten(1, 2) if cfg.use_flow else sources[:, -1]   # [B, (L+1)*C, H, W] or [B, C, H, W]
+        prev = prev_frames.flatten(1, 2) if cfg.use_flow else None        # [B, L*3, H, W]
+
+        # input pyramids, finest first; scale s runs on pyramid level n_scales-1-s
+        src_pyr, prev_pyr = [src], [prev]
+        for _ in range(cfg.n_scales - 1):
+            src_pyr.append(downsample(src_pyr[-1]))
+            prev_pyr.append(None if prev is None else downsample(prev_pyr[-1]))
+        features = None
+        for s, scale in enumerate(self.scales):
+            level = cfg.n_scales - 1 - s
+            features = scale(src_pyr[level], prev_pyr[level], features)
+        image_features, flow_features = features
+
+        hallucinated = self.image_head(image_features)                   # h~_B (or h~ without the prior)
+        fg_hallucinated = bg_mask = None
+        if cfg.foreground:
+            fg_mask = current[:, list(cfg.fg_label_ids)].sum(1, keepdim=True).clamp(0, 1)
+            bg_mask = 1 - fg_mask                                          # m_B from the labels
+            fg_hallucinated = self.foreground(src)
+            hallucinated = (1 - bg_mask) * fg_hallucinated + bg_mask * hallucinated
+
+        if not cfg.use_flow:
+            return GeneratorOutput(frame=hallucinated, hallucinated=hallucinated,
+                                   fg_hallucinated=fg_hallucinated, bg_mask=bg_mask)
+
+        flow = self.flow_head(flow_features) * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
+        mask = self.mask_head(flow_features)
+        if bg_mask is not None:
+            mask = mask * bg_mask + (1 - bg_mask)                          # foreground treated as occluded
+        if force_hallucinate:
+            mask = torch.ones_like(mask)
+        warped = warp(prev_frames[:, -1], flow)
+        frame = (1 - mask) * warped + mask * hallucinated                 # Eq. 4 / 9
+        return GeneratorOutput(frame=frame, hallucinated=hallucinated, flow=flow, mask=mask, warped=warped,
+                               fg_hallucinated=fg_hallucinated, bg_mask=bg_mask)
+
+    def load_coarser(self, coarser: "Vid2VidGenerator") -> None:
+        """Progressive growth: copy every scale of a model with fewer scales (same ngf) into ours."""
+        if coarser.cfg.n_scales >= self.cfg.n_scales:
+            raise ValueError("load_coarser needs a model with fewer scales")
+        expected = self.cfg.with_(n_scales=coarser.cfg.n_scales)
+        if coarser.cfg != expected:
+            raise ValueError(f"coarser model config {coarser.cfg} differs from ours beyond n_scales")
+        for s, scale in enumerate(coarser.scales):
+            self.scales[s].load_state_dict(scale.state_dict())
+        if self.cfg.foreground:
+            self.foreground.load_state_dict(coarser.foreground.state_dict())
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,87 @@
+"""Building blocks of the paper's generators (Appendix A): padded convs, residual blocks, up/down steps."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """`instance` is the reference's BatchNorm-at-batch-1 behaviour made explicit (affine, per-sample stats)."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+def conv_block(in_nc: int, out_nc: int, kernel: int, *, stride: int = 1, norm: str = "instance") -> nn.Sequential:
+    """Reflection-padded conv -> norm -> ReLU. Stride 2 halves H and W."""
+    return nn.Sequential(
+        nn.ReflectionPad2d(kernel // 2) if stride == 1 else nn.ZeroPad2d(kernel // 2),
+        nn.Conv2d(in_nc, out_nc, kernel, stride=stride),
+        norm_layer(norm, out_nc),
+        nn.ReLU(inplace=True),
+    )
+
+
+def up_block(in_nc: int, out_nc: int, *, norm: str = "instance") -> nn.Sequential:
+    """Transposed conv doubling H and W exactly (k3, s2, p1, output_padding 1)."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(in_nc, out_nc, 3, stride=2, padding=1, output_padding=1),
+        norm_layer(norm, out_nc),
+        nn.ReLU(inplace=True),
+    )
+
+
+def output_conv(in_nc: int, out_nc: int) -> nn.Sequential:
+    """7x7 reflection-padded projection to an output map (no activation: heads choose theirs)."""
+    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(in_nc, out_nc, 7))
+
+
+class ResnetBlock(nn.Module):
+    """x + (pad-conv3-norm-relu-pad-conv3-norm)(x)."""
+
+    def __init__(self, channels: int, norm: str = "instance") -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm_layer(norm, channels), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm_layer(norm, channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def res_blocks(channels: int, n: int, norm: str) -> nn.Sequential:
+    return nn.Sequential(*[ResnetBlock(channels, norm) for _ in range(n)])
+
+
+def encoder(in_nc: int, ngf: int, n_down: int, n_blocks: int, norm: str) -> nn.Sequential:
+    """7x7 stem, `n_down` stride-2 convs doubling the width, then residual blocks. Out: ngf * 2**n_down channels."""
+    layers: list[nn.Module] = [conv_block(in_nc, ngf, 7, norm=norm)]
+    for i in range(n_down):
+        layers.append(conv_block(ngf * 2**i, ngf * 2 ** (i + 1), 3, stride=2, norm=norm))
+    layers.append(res_blocks(ngf * 2**n_down, n_blocks, norm))
+    return nn.Sequential(*layers)
+
+
+def decoder_trunk(ngf: int, n_up: int, n_blocks: int, norm: str) -> nn.Sequential:
+    """Residual blocks at ngf * 2**n_up channels, then `n_up` upsamplings down to ngf channels."""
+    layers: list[nn.Module] = [res_blocks(ngf * 2**n_up, n_blocks, norm)]
+    for i in reversed(range(n_up)):
+        layers.append(up_block(ngf * 2 ** (i + 1), ngf * 2**i, norm=norm))
+    return nn.Sequential(*layers)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The reference init: conv weights N(0, std), norm weights N(1, std), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
