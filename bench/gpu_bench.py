@@ -1,0 +1,108 @@
+"""Generator speed and memory on a CUDA card (random weights: speed does not depend on them).
+
+    python bench/gpu_bench.py --out bench/results/gpu_<card>.jsonl
+
+For each (preset, resolution, scales) and precision it streams frames through ``StreamingSampler``
+(the code path the CLI and the ComfyUI node use) and reports frames per second after warm-up, plus
+peak GPU memory.  A long run checks that memory does not grow with video length.
+Precisions: fp32 (TF32 off), tf32 (TF32 matmul/conv), bf16 (autocast), bf16_cl (bf16 + channels_last).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from v2v.config import preset
+from v2v.generator import Vid2VidGenerator
+from v2v.sampler import StreamingSampler
+
+
+def build(preset_name: str, n_scales: int) -> Vid2VidGenerator:
+    # Cityscapes layout: 35 labels + instance edge, car (26) as foreground, as in the paper's street model
+    cfg = preset(preset_name, input_nc=36, label_nc=35, n_scales=n_scales, foreground=True, fg_label_ids=(26,))
+    return Vid2VidGenerator(cfg)
+
+
+def label_frames(n: int, h: int, w: int, device) -> list[torch.Tensor]:
+    ids = torch.randint(0, 35, (1, 1, h // 16, w // 16), device=device)
+    ids = torch.nn.functional.interpolate(ids.float(), size=(h, w), mode="nearest").long()[0, 0]
+    frames = []
+    for t in range(n):
+        rolled = torch.roll(ids, shifts=t, dims=1)
+        onehot = torch.nn.functional.one_hot(rolled, 35).permute(2, 0, 1).float()
+        frames.append(torch.cat([onehot, torch.zeros(1, h, w, device=device)]))
+    return frames
+
+
+def set_precision(mode: str) -> None:
+    tf32 = mode == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
+def run_case(preset_name, w, h, n_scales, mode, n_frames=30, warmup=6):
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    set_precision(mode)
+    model = build(preset_name, n_scales).cuda()
+    if mode == "bf16_cl":
+        model = model.to(memory_format=torch.channels_last)
+    sampler = StreamingSampler(model, device="cuda", precision="fp32" if mode in ("fp32", "tf32") else "bf16")
+    frames = label_frames(warmup + n_frames, h, w, "cuda")
+    for f in frames[:warmup]:
+        sampler.step(f)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for f in frames[warmup:]:
+        sampler.step(f)
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return {"preset": preset_name, "size": f"{w}x{h}", "n_scales": n_scales, "mode": mode,
+            "fps": round(n_frames / dt, 2), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+
+
+def long_run(preset_name, w, h, n_frames):
+    set_precision("tf32")
+    model = build(preset_name, 1).cuda()
+    sampler = StreamingSampler(model, device="cuda", precision="bf16")
+    frames = label_frames(8, h, w, "cuda")
+    mem = {}
+    t0 = time.perf_counter()
+    for t in range(n_frames):
+        sampler.step(frames[t % 8])
+        if t + 1 in (100, n_frames // 2, n_frames):
+            torch.cuda.synchronize()
+            mem[t + 1] = torch.cuda.memory_allocated()
+    return {"long_run": preset_name, "size": f"{w}x{h}", "frames": n_frames,
+            "fps": round(n_frames / (time.perf_counter() - t0), 1),
+            "allocated_bytes_at": mem, "growth_bytes": mem[n_frames] - mem[100]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true", help="fewer cases")
+    args = ap.parse_args()
+    card = torch.cuda.get_device_name()
+    cases = [("paper", 512, 256, 1, m) for m in ("fp32", "tf32", "bf16", "bf16_cl")]
+    cases += [("paper", 1024, 512, 2, m) for m in ("tf32", "bf16")]
+    cases += [("paper", 2048, 1024, 3, "bf16")]
+    cases += [("compact", 512, 256, 1, m) for m in ("tf32", "bf16")]
+    cases += [("compact", 1024, 512, 2, "bf16")]
+    if args.quick:
+        cases = cases[:3]
+    with open(args.out, "w") as fh:
+        for case in cases:
+            row = {"card": card, "torch": torch.__version__, **run_case(*case)}
+            print(json.dumps(row), flush=True)
+            fh.write(json.dumps(row) + "\n")
+        row = {"card": card, **long_run("compact", 512, 256, 2000)}
+        print(json.dumps(row), flush=True)
+        fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
