@@ -187,14 +187,19 @@ class Vid2VidGenerator(nn.Module):
             return GeneratorOutput(frame=hallucinated, hallucinated=hallucinated,
                                    fg_hallucinated=fg_hallucinated, bg_mask=bg_mask)
 
-        flow = self.flow_head(flow_features) * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
-        mask = self.mask_head(flow_features)
-        if bg_mask is not None:
-            mask = mask * bg_mask + (1 - bg_mask)                          # foreground treated as occluded
-        if force_hallucinate:
-            mask = torch.ones_like(mask)
-        warped = warp(prev_frames[:, -1], flow)
-        frame = (1 - mask) * warped + mask * hallucinated                 # Eq. 4 / 9
+        # Flow and mask heads, warp and blend in fp32 even under bf16 autocast: the flow is scaled by
+        # 20 * 2**(n_scales-1) pixels, and bf16's 8-bit mantissa would cost whole pixels of motion.
+        with torch.autocast(device_type=flow_features.device.type, enabled=False):
+            flow_features = flow_features.float()
+            hallucinated = hallucinated.float()
+            flow = self.flow_head(flow_features) * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
+            mask = self.mask_head(flow_features)
+            if bg_mask is not None:
+                mask = mask * bg_mask + (1 - bg_mask)                      # foreground treated as occluded
+            if force_hallucinate:
+                mask = torch.ones_like(mask)
+            warped = warp(prev_frames[:, -1].float(), flow)
+            frame = (1 - mask) * warped + mask * hallucinated             # Eq. 4 / 9
         return GeneratorOutput(frame=frame, hallucinated=hallucinated, flow=flow, mask=mask, warped=warped,
                                fg_hallucinated=fg_hallucinated, bg_mask=bg_mask)
 

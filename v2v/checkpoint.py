@@ -1,0 +1,302 @@
+"""One safetensors file per generator: weights + the config that builds them.
+
+File layout (see docs/CONVENTIONS.md, "Checkpoints")::
+
+    tensors   = model.state_dict()
+    metadata  = {"format": "pt",
+                 "v2v.format_version": "1",
+                 "v2v.kind": "generator",
+                 "v2v.config": json.dumps(cfg.to_dict()),
+                 ...extras ("v2v.task", "v2v.style_gmm", ...)}
+
+Loading never unpickles anything: the header is parsed by hand first (an 8-byte
+little-endian length, then that many bytes of JSON), so a ``torch.save`` file,
+a truncated download or some other model's safetensors file is refused with a
+one-line :class:`CheckpointError` before a single tensor is read.  This module
+is the only place that reads or writes generator files; the ComfyUI node and
+the trainer both call it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, GeneratorConfig
+
+FORMAT_VERSION = "1"
+KIND = "generator"
+RESERVED_KEYS = ("format", "v2v.format_version", "v2v.kind", "v2v.config")
+
+_MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+_SAFETENSORS_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8,
+}
+_CONVERT_HINT = (
+    "vid2vid loads only .safetensors generator files; if you trust the file, convert it in Python with "
+    "sd = torch.load(path, weights_only=True); model = Vid2VidGenerator(cfg); model.load_state_dict(sd); "
+    "v2v.checkpoint.save_generator(model, 'model.safetensors')"
+)
+
+
+class CheckpointError(ValueError):
+    """A file that is not a loadable vid2vid generator (the message says why and names the file)."""
+
+
+# ---- writing ----------------------------------------------------------------
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """Strip torch.compile / DDP / accelerate wrappers so the keys match a bare generator."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(getattr(model, "module", None), torch.nn.Module) and not hasattr(model, "cfg"):
+            model = model.module
+        else:
+            return model
+
+
+def build_metadata(cfg: GeneratorConfig, extra_metadata: dict[str, str] | None = None) -> dict[str, str]:
+    metadata = {
+        "format": "pt",
+        "v2v.format_version": FORMAT_VERSION,
+        "v2v.kind": KIND,
+        "v2v.config": json.dumps(cfg.to_dict(), sort_keys=True),
+    }
+    for key, value in (extra_metadata or {}).items():
+        if key in RESERVED_KEYS:
+            raise ValueError(f"extra_metadata may not override the reserved key {key!r}")
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(
+                f"extra_metadata must map str to str (safetensors metadata); got {key!r}: {type(value).__name__}"
+                " (json.dumps structured values)"
+            )
+        metadata[key] = value
+    return metadata
+
+
+def save_generator(
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    *,
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write ``model`` (a Vid2VidGenerator, possibly wrapped) to ``path`` atomically.
+
+    The file is written under a temporary name in the same folder, flushed and
+    fsynced, then renamed over ``path``: a crash or an error mid-write leaves
+    whatever was at ``path`` before untouched.  Returns the final path.
+    """
+    model = _unwrap(model)
+    cfg = getattr(model, "cfg", None)
+    if not isinstance(cfg, GeneratorConfig):
+        raise TypeError(f"save_generator needs a Vid2VidGenerator (a module with .cfg: GeneratorConfig); got {type(model).__name__}")
+    metadata = build_metadata(cfg, extra_metadata)
+    # contiguous CPU copies; clone() so no two entries share storage (safetensors refuses shared tensors)
+    tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in model.state_dict().items()}
+
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "rb+") as f:  # save_file does not fsync; make the bytes durable before the rename
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not supported on every platform (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---- reading the header (no tensors, no pickle) -------------------------------
+def _describe_foreign(head: bytes) -> str | None:
+    """Name the format of a file that is not safetensors, from its first bytes."""
+    if head.startswith(b"PK\x03\x04"):
+        return "looks like a pickled PyTorch checkpoint (torch.save zip archive)"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "looks like a pickled PyTorch checkpoint (raw pickle)"
+    if head.startswith(b"\x89HDF"):
+        return "looks like an HDF5/Keras file"
+    if head.startswith(b"GGUF"):
+        return "looks like a GGUF file"
+    return None
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse and validate the safetensors header of ``path`` without reading tensors.
+
+    Returns the header dict (tensor name -> {"dtype", "shape", "data_offsets"},
+    plus "__metadata__").  Raises CheckpointError for a missing, non-safetensors,
+    truncated or corrupt file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a .safetensors file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(16)
+        foreign = _describe_foreign(head)
+        if foreign:
+            raise CheckpointError(f"{path} is not a safetensors file ({foreign}); {_CONVERT_HINT}")
+        if size < 8:
+            raise CheckpointError(f"{path} is truncated or corrupt: {size} bytes, too short for a safetensors header")
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if len(head) > 8 and head[8:9] != b"{":
+            raise CheckpointError(f"{path} is not a safetensors file (no JSON header after the 8-byte length)")
+        if header_len > _MAX_HEADER_BYTES:
+            raise CheckpointError(f"{path} is not a safetensors file (header length {header_len} is implausible)")
+        if 8 + header_len > size:
+            raise CheckpointError(
+                f"{path} is truncated or corrupt: the header claims {header_len} bytes but the file has only {size - 8}"
+            )
+        f.seek(8)
+        raw = f.read(header_len)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a safetensors file or is corrupt (header is not valid JSON: {e})") from None
+
+    data_len = size - 8 - header_len
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, stop = info["data_offsets"]
+            numel = 1
+            for dim in info["shape"]:
+                numel *= int(dim)
+            nbytes = numel * _SAFETENSORS_DTYPE_BYTES[info["dtype"]]
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path} is corrupt: malformed header entry for tensor {name!r}") from None
+        if stop - start != nbytes or start < 0:
+            raise CheckpointError(f"{path} is corrupt: tensor {name!r} has inconsistent offsets")
+        end = max(end, stop)
+    if end > data_len:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt: tensors need {end} bytes of data but the file holds {data_len} "
+            "(an interrupted download or copy? fetch it again)"
+        )
+    return header
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The str -> str metadata of any safetensors file (empty dict when it has none)."""
+    return dict(read_header(path).get("__metadata__") or {})
+
+
+def read_config(path: str | os.PathLike) -> GeneratorConfig:
+    """The GeneratorConfig stored in a vid2vid generator file (validated; no tensors are read)."""
+    return _config_from_metadata(Path(path), read_metadata(path))
+
+
+def _config_from_metadata(path: Path, metadata: dict[str, str]) -> GeneratorConfig:
+    kind = metadata.get("v2v.kind")
+    if kind is None:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not a vid2vid generator (no 'v2v.kind' in its metadata; "
+            "is it another kind of model, e.g. a Stable Diffusion checkpoint or a LoRA?)"
+        )
+    if kind != KIND:
+        raise CheckpointError(f"{path} holds a vid2vid {kind!r}, not a {KIND!r}")
+    version = metadata.get("v2v.format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has vid2vid format version {version!r}; this version of the package reads only "
+            f"{FORMAT_VERSION!r} (update comfyui-vid2vid or re-export the model)"
+        )
+    raw = metadata.get("v2v.config")
+    if raw is None:
+        raise CheckpointError(f"{path} has no 'v2v.config' metadata, so the network cannot be rebuilt")
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: 'v2v.config' metadata is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: 'v2v.config' metadata must be a JSON object, got {type(data).__name__}")
+    try:
+        return GeneratorConfig.from_dict(data)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{path}: invalid generator config: {e}") from None
+
+
+# ---- loading -------------------------------------------------------------------
+def _check_tensors(path: Path, header: dict[str, Any], model: torch.nn.Module) -> None:
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    found = {name: tuple(info["shape"]) for name, info in header.items() if name != "__metadata__"}
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    misshaped = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
+    if not (missing or unexpected or misshaped):
+        return
+
+    def some(names: list[str], fmt=str) -> str:
+        shown = ", ".join(fmt(n) for n in names[:8])
+        return shown + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing tensors: {some(missing)}")
+    if unexpected:
+        parts.append(f"unexpected tensors: {some(unexpected)}")
+    if misshaped:
+        parts.append("mis-shaped tensors: " + some(misshaped, lambda n: f"{n} (file {list(found[n])}, config {list(expected[n])})"))
+    raise CheckpointError(
+        f"{path}: the weights do not match the network its config describes; " + "; ".join(parts)
+    )
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild the generator from ``path`` alone and return it on ``device`` in eval mode.
+
+    Validates in this order, each with a CheckpointError naming the file: safetensors
+    header (never unpickles), vid2vid metadata and format version, config, tensor
+    names and shapes (from the header, before reading data), then a strict load.
+    """
+    from .generator import Vid2VidGenerator  # local: generator imports layers/flow; keep header tools light
+
+    path = Path(path)
+    header = read_header(path)
+    cfg = _config_from_metadata(path, dict(header.get("__metadata__") or {}))
+    model = Vid2VidGenerator(cfg)
+    _check_tensors(path, header, model)
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as e:  # safetensors raises its own error type for bad data
+        raise CheckpointError(f"{path} is corrupt: {e}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: the weights do not match the config: {e}") from None
+    return model.to(device).eval()
