@@ -1,0 +1,95 @@
+"""The few ComfyUI services our nodes use, with fallbacks so the nodes import and run without it.
+
+* ``progress(total)``: a ``(done, total)`` callback driving ``comfy.utils.ProgressBar`` (whose
+  ``update`` is also ComfyUI's interrupt point); a no-op outside ComfyUI.
+* ``input_directory()``: ``folder_paths.get_input_directory()``, else ``$V2V_INPUT_DIR``, else
+  ``./input``.
+* ``resolve_input_path`` / ``validate_input_path``: paths are relative to the input directory
+  (absolute paths are accepted only when they lie inside it); anything outside is refused.
+* ``file_fingerprint``: hash of path + mtime (+ size), the IS_CHANGED value.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+try:  # ComfyUI present
+    from comfy.utils import ProgressBar as _ProgressBar
+except Exception:  # noqa: BLE001  (absent, or a host whose import fails outside its process)
+    _ProgressBar = None
+
+try:
+    import folder_paths as _folder_paths
+except Exception:  # noqa: BLE001
+    _folder_paths = None
+
+SOURCE_TYPE = "V2V_SOURCE"
+
+
+def progress(total: int | None = None) -> Callable[[int, int], None]:
+    """A ``(done, total)`` callback that updates a ComfyUI ProgressBar (no-op without ComfyUI).
+
+    The bar is created on the first call, so callers that learn the frame count only after
+    decoding (file inputs) still get one."""
+    if _ProgressBar is None:
+        return lambda done, total_: None
+    state = {}
+
+    def update(done: int, total_: int) -> None:
+        if "bar" not in state:
+            state["bar"] = _ProgressBar(int(total_ or total or 1))
+        state["bar"].update_absolute(done, total_)
+
+    return update
+
+
+def input_directory() -> Path:
+    if _folder_paths is not None:
+        return Path(_folder_paths.get_input_directory())
+    return Path(os.environ.get("V2V_INPUT_DIR") or Path.cwd() / "input")
+
+
+def resolve_input_path(path: str) -> Path:
+    """``path`` under the input directory, resolved; ``ValueError`` if it leaves that directory
+    or does not exist."""
+    root = input_directory().resolve()
+    p = Path(path.strip())
+    full = (p if p.is_absolute() else root / p).resolve()
+    if full != root and root not in full.parents:
+        raise ValueError(f"path {path!r} is outside ComfyUI's input directory {root}")
+    if not full.exists():
+        raise ValueError(f"path {path!r} does not exist in ComfyUI's input directory {root}")
+    return full
+
+
+def validate_input_path(path: str) -> bool | str:
+    """VALIDATE_INPUTS helper: True, or the error string ComfyUI shows."""
+    if not path or not str(path).strip():
+        return True  # the node then needs an IMAGE input (checked when it runs)
+    try:
+        resolve_input_path(str(path))
+    except ValueError as exc:
+        return str(exc)
+    return True
+
+
+def file_fingerprint(path: str) -> str:
+    """IS_CHANGED value: hash of the resolved path and its mtime/size (a folder: its files')."""
+    if not path or not str(path).strip():
+        return ""
+    try:
+        full = resolve_input_path(str(path))
+    except ValueError as exc:
+        return f"invalid:{exc}"
+    h = hashlib.sha256(str(full).encode())
+    entries = [full] + (sorted(full.iterdir()) if full.is_dir() else [])
+    for e in entries:
+        st = e.stat()
+        h.update(f"{e.name}:{st.st_mtime_ns}:{st.st_size}".encode())
+    return h.hexdigest()
+
+
+def frame_limit(max_frames: int) -> int | None:
+    return int(max_frames) if max_frames and int(max_frames) > 0 else None

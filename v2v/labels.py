@@ -1,0 +1,452 @@
+"""Label-map source videos: integer id maps, color-coded maps, instance boundaries, remapping.
+
+A label source frame is ``[label_nc (+1), H, W]`` float32: channel ``i`` is 1 where the pixel's
+label id is ``i`` (one-hot), then an optional instance-boundary channel, 1 where the pixel's
+instance id differs from one of its 4 neighbours (the paper's edge map from instance maps).
+
+Inputs:
+* integer id PNGs (8 or 16 bit), e.g. Cityscapes ``*_gtFine_labelIds.png`` (35 ids, table
+  :data:`CITYSCAPES`) or ``*_gtFine_trainIds.png`` (19 classes + 255 ignore, :data:`CITYSCAPES_TRAIN`);
+* color-coded maps: each RGB color is one class of a palette (:func:`colors_to_ids`);
+* instance-id maps (Cityscapes ``*_instanceIds.png``: class id for stuff, ``id * 1000 + k`` for things).
+
+Ids outside ``[0, label_nc)`` (and not listed as ignored) are an error naming the frame and the id.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .sources import SourceError, SourceVideo, list_images, progress_iter
+
+# ---------------------------------------------------------------------------------------------
+# Label tables
+# ---------------------------------------------------------------------------------------------
+
+# Cityscapes labels: (name, labelId, trainId, RGB color).  trainId 255 = ignored in training.
+_CITYSCAPES_ROWS = [
+    ("unlabeled", 0, 255, (0, 0, 0)), ("ego vehicle", 1, 255, (0, 0, 0)),
+    ("rectification border", 2, 255, (0, 0, 0)), ("out of roi", 3, 255, (0, 0, 0)),
+    ("static", 4, 255, (0, 0, 0)), ("dynamic", 5, 255, (111, 74, 0)), ("ground", 6, 255, (81, 0, 81)),
+    ("road", 7, 0, (128, 64, 128)), ("sidewalk", 8, 1, (244, 35, 232)), ("parking", 9, 255, (250, 170, 160)),
+    ("rail track", 10, 255, (230, 150, 140)), ("building", 11, 2, (70, 70, 70)), ("wall", 12, 3, (102, 102, 156)),
+    ("fence", 13, 4, (190, 153, 153)), ("guard rail", 14, 255, (180, 165, 180)), ("bridge", 15, 255, (150, 100, 100)),
+    ("tunnel", 16, 255, (150, 120, 90)), ("pole", 17, 5, (153, 153, 153)), ("polegroup", 18, 255, (153, 153, 153)),
+    ("traffic light", 19, 6, (250, 170, 30)), ("traffic sign", 20, 7, (220, 220, 0)),
+    ("vegetation", 21, 8, (107, 142, 35)), ("terrain", 22, 9, (152, 251, 152)), ("sky", 23, 10, (70, 130, 180)),
+    ("person", 24, 11, (220, 20, 60)), ("rider", 25, 12, (255, 0, 0)), ("car", 26, 13, (0, 0, 142)),
+    ("truck", 27, 14, (0, 0, 70)), ("bus", 28, 15, (0, 60, 100)), ("caravan", 29, 255, (0, 0, 90)),
+    ("trailer", 30, 255, (0, 0, 110)), ("train", 31, 16, (0, 80, 100)), ("motorcycle", 32, 17, (0, 0, 230)),
+    ("bicycle", 33, 18, (119, 11, 32)),
+]
+
+
+def _voc_like_palette(n: int) -> list[tuple[int, int, int]]:
+    """A deterministic palette of ``n`` distinct colors: spread the id's bits over the high
+    bits of R, G and B (id 0 is black)."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Names and preview colors of a label id space; ``ignore_ids`` get an all-zero one-hot."""
+
+    name: str
+    label_nc: int
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]
+    ignore_ids: tuple[int, ...] = ()
+
+    def id_of(self, name_or_id: str | int) -> int:
+        if isinstance(name_or_id, (int, np.integer)):
+            return int(name_or_id)
+        s = str(name_or_id).strip()
+        if s.lstrip("-").isdigit():
+            return int(s)
+        try:
+            return self.names.index(s)
+        except ValueError:
+            raise KeyError(f"label {s!r} is not in the {self.name} label set ({', '.join(self.names)})") from None
+
+    def palette(self) -> np.ndarray:
+        """``[label_nc, 3]`` uint8 RGB."""
+        return np.asarray(self.colors, dtype=np.uint8)
+
+
+def _cityscapes() -> LabelSet:
+    # 35 channels as in the paper's Cityscapes models: ids 0..33 are classes, id 34 is spare.
+    names = [r[0] for r in _CITYSCAPES_ROWS] + ["(unused)"]
+    colors = [r[3] for r in _CITYSCAPES_ROWS] + [(255, 255, 255)]
+    return LabelSet("cityscapes", 35, tuple(names), tuple(colors))
+
+
+def _cityscapes_train() -> LabelSet:
+    rows = sorted((r for r in _CITYSCAPES_ROWS if r[2] != 255), key=lambda r: r[2])
+    return LabelSet("cityscapes_train", 19, tuple(r[0] for r in rows), tuple(r[3] for r in rows), ignore_ids=(255,))
+
+
+CITYSCAPES = _cityscapes()
+CITYSCAPES_TRAIN = _cityscapes_train()
+#: labelId -> trainId (255 = ignore); a 256-entry lookup table.
+CITYSCAPES_ID_TO_TRAINID = np.full(256, 255, dtype=np.uint8)
+for _name, _id, _train, _color in _CITYSCAPES_ROWS:
+    CITYSCAPES_ID_TO_TRAINID[_id] = _train
+CITYSCAPES_THING_IDS = (24, 25, 26, 27, 28, 29, 30, 31, 32, 33)  # classes with instance ids
+
+
+def generic_label_set(label_nc: int, ignore_ids: Sequence[int] = ()) -> LabelSet:
+    return LabelSet(f"generic{label_nc}", label_nc, tuple(f"class {i}" for i in range(label_nc)),
+                    tuple(_voc_like_palette(label_nc)), tuple(ignore_ids))
+
+
+LABEL_SETS = {"cityscapes": CITYSCAPES, "cityscapes_train": CITYSCAPES_TRAIN}
+
+
+def label_set(name_or_nc: str | int | LabelSet) -> LabelSet:
+    if isinstance(name_or_nc, LabelSet):
+        return name_or_nc
+    if isinstance(name_or_nc, (int, np.integer)):
+        return generic_label_set(int(name_or_nc))
+    if name_or_nc not in LABEL_SETS:
+        raise KeyError(f"unknown label set {name_or_nc!r}; known: {sorted(LABEL_SETS)} or an int label_nc")
+    return LABEL_SETS[name_or_nc]
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-frame operations
+# ---------------------------------------------------------------------------------------------
+
+def read_id_png(path: str | os.PathLike) -> np.ndarray:
+    """An integer id map ``[H, W]`` (int32) from an 8/16-bit single-channel PNG.
+
+    A 3-channel file whose channels are equal (ids saved as grey RGB) is accepted; a truly colored
+    file is refused (use ``colors_to_ids``).
+    """
+    path = Path(path)
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise SourceError(f"frame {path.name}: cannot decode {path}")
+    if img.ndim == 3:
+        if img.shape[2] == 4:
+            img = img[..., :3]
+        if not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])):
+            raise SourceError(f"frame {path.name}: a color image, not an id map; load it as a color-coded "
+                              f"label map with a palette instead")
+        img = img[..., 0]
+    return img.astype(np.int32)
+
+
+def write_id_png(path: str | os.PathLike, ids: np.ndarray) -> None:
+    """Write an id map as a lossless single-channel PNG (8-bit when ids < 256, else 16-bit)."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"an id map is [H, W], got {ids.shape}")
+    if ids.min(initial=0) < 0 or ids.max(initial=0) > 65535:
+        raise ValueError("ids must lie in [0, 65535] to be stored as PNG")
+    dtype = np.uint8 if ids.max(initial=0) < 256 else np.uint16
+    if not cv2.imwrite(str(path), ids.astype(dtype)):
+        raise OSError(f"cannot write {path}")
+
+
+def colors_to_ids(rgb: np.ndarray, palette: np.ndarray | Sequence, *, unknown: int | None = None,
+                  frame: str = "frame") -> np.ndarray:
+    """Map a color-coded label map ``[H, W, 3]`` (RGB uint8) to ids: pixel color == ``palette[id]``.
+
+    Colors not in the palette raise (naming the frame and the color) unless ``unknown`` gives an id.
+    When a color appears twice in the palette the first id wins.
+    """
+    pal = np.asarray(palette, dtype=np.int64).reshape(-1, 3)
+    key = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    pal_key = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+    uniq, first = np.unique(pal_key, return_index=True)  # first id for duplicated colors
+    pos = np.searchsorted(uniq, key)
+    pos_c = np.clip(pos, 0, len(uniq) - 1)
+    found = uniq[pos_c] == key
+    ids = first[pos_c].astype(np.int32)
+    if not found.all():
+        if unknown is None:
+            y, x = np.argwhere(~found)[0]
+            c = tuple(int(v) for v in rgb[y, x])
+            raise SourceError(f"{frame}: color {c} at (x={x}, y={y}) is not in the palette "
+                              f"({(~found).sum()} pixels); pass unknown=<id> to map such colors")
+        ids[~found] = unknown
+    return ids
+
+
+def ids_to_colors(ids: np.ndarray, palette: np.ndarray | Sequence) -> np.ndarray:
+    """Color an id map with a palette (ids outside the palette are drawn white)."""
+    pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    lut = np.full((max(int(ids.max(initial=0)) + 1, len(pal)), 3), 255, dtype=np.uint8)
+    lut[: len(pal)] = pal
+    return lut[np.clip(ids, 0, len(lut) - 1)]
+
+
+def instance_boundary(instance: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: True where the instance id differs from any 4-neighbour (both sides of an edge)."""
+    inst = np.asarray(instance)
+    edge = np.zeros(inst.shape, dtype=bool)
+    dx = inst[:, 1:] != inst[:, :-1]
+    dy = inst[1:, :] != inst[:-1, :]
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    edge[1:, :] |= dy
+    edge[:-1, :] |= dy
+    return edge
+
+
+def remap_labels(ids: np.ndarray, mapping: Mapping[int, int], *, label_set: LabelSet | None = None) -> np.ndarray:
+    """Replace label ids: ``mapping = {src: dst}`` (e.g. vegetation -> building, the paper's
+    semantic manipulation).  With a ``label_set`` the keys/values may also be class names.
+    Ids not in the mapping are kept.  Works on one map or a stack of maps."""
+    ids = np.asarray(ids)
+    if not mapping:
+        return ids.copy()
+    conv = (label_set.id_of if label_set else int)
+    pairs = {conv(k): conv(v) for k, v in mapping.items()}
+    lo = min(int(ids.min(initial=0)), *pairs.keys(), 0)
+    hi = max(int(ids.max(initial=0)), *pairs.keys())
+    lut = np.arange(lo, hi + 1, dtype=np.int64)
+    for src, dst in pairs.items():
+        lut[src - lo] = dst
+    return lut[ids.astype(np.int64) - lo].astype(ids.dtype if ids.dtype.kind in "iu" else np.int64)
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """``"vegetation->building, 26:24"`` -> ``{"vegetation": "building", "26": "24"}``."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").replace("\n", ",").split(","))):
+        for sep in ("->", "=>", ":", "="):
+            if sep in part:
+                src, dst = part.split(sep, 1)
+                out[src.strip()] = dst.strip()
+                break
+        else:
+            raise ValueError(f"cannot read label mapping {part!r}; write 'src->dst' pairs separated by commas")
+    return out
+
+
+def check_ids(ids: np.ndarray, label_nc: int, *, ignore_ids: Sequence[int] = (), frame: str = "frame") -> None:
+    """Raise :class:`SourceError` naming the frame and the id when an id lies outside ``[0, label_nc)``."""
+    bad = (ids < 0) | (ids >= label_nc)
+    for ig in ignore_ids:
+        bad &= ids != ig
+    if bad.any():
+        vals, counts = np.unique(ids[bad], return_counts=True)
+        listing = ", ".join(f"{int(v)} ({int(c)} px)" for v, c in zip(vals[:8], counts[:8]))
+        raise SourceError(f"{frame}: label id {int(vals[0])} is outside [0, {label_nc}) "
+                          f"(out-of-range ids: {listing}); raise label_nc or remap these ids")
+
+
+def one_hot(ids: np.ndarray | torch.Tensor, label_nc: int, *, ignore_ids: Sequence[int] = (),
+            frame: str = "frame") -> torch.Tensor:
+    """``[H, W]`` ids -> ``[label_nc, H, W]`` float32 one-hot (ignored ids -> all zeros)."""
+    ids_np = ids.numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+    check_ids(ids_np, label_nc, ignore_ids=ignore_ids, frame=frame)
+    t = torch.from_numpy(ids_np.astype(np.int64))
+    valid = (t >= 0) & (t < label_nc)
+    out = torch.zeros((label_nc, *t.shape), dtype=torch.float32)
+    out.scatter_(0, t.clamp(0, label_nc - 1).unsqueeze(0), valid.unsqueeze(0).float())
+    return out
+
+
+def encode_frame(ids: np.ndarray, label_nc: int, boundary: np.ndarray | None = None, *,
+                 ignore_ids: Sequence[int] = (), frame: str = "frame") -> torch.Tensor:
+    """One source frame: one-hot ids, then the boundary channel when given -> ``[label_nc(+1), H, W]``."""
+    oh = one_hot(ids, label_nc, ignore_ids=ignore_ids, frame=frame)
+    if boundary is None:
+        return oh
+    if boundary.shape != ids.shape:
+        raise SourceError(f"{frame}: instance map is {boundary.shape[1]}x{boundary.shape[0]}, "
+                          f"label map is {ids.shape[1]}x{ids.shape[0]}")
+    return torch.cat([oh, torch.from_numpy(boundary.astype(np.float32))[None]], 0)
+
+
+def render_labels(ids: np.ndarray, palette: np.ndarray, boundary: np.ndarray | None = None) -> np.ndarray:
+    """Preview RGB uint8: palette colors, instance boundaries in white."""
+    rgb = ids_to_colors(ids, palette)
+    if boundary is not None:
+        rgb = rgb.copy()
+        rgb[boundary] = 255
+    return rgb
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequences
+# ---------------------------------------------------------------------------------------------
+
+def _label_files(folder: Path, kind: str) -> tuple[list[Path], list[Path] | None]:
+    """Label files (and Cityscapes instance files next to them, if any) in natural order.
+
+    Cityscapes folders hold several maps per frame: ``*_labelIds.png`` for the 35-id set,
+    ``*_labelTrainIds.png`` / ``*_trainIds.png`` for the 19-class set, ``*_instanceIds.png``."""
+    images = list_images(folder)
+    suffix = {"cityscapes": "labelids.png", "cityscapes_train": "trainids.png"}.get(kind)
+    files = [p for p in images if suffix and p.name.lower().endswith(suffix)
+             and not (kind == "cityscapes" and p.name.lower().endswith("trainids.png"))]
+    if not files:
+        files = [p for p in images if not p.name.lower().endswith(("instanceids.png", "color.png"))]
+    inst = [p for p in images if p.name.lower().endswith("instanceids.png")] or None
+    return files, inst
+
+
+def label_video(labels, *, label_nc: int | None = None, label_set_name: str | int | LabelSet | None = None,
+                mode: str = "ids", palette: np.ndarray | None = None, unknown: int | None = None,
+                instances=None, remap: Mapping | None = None, fps: float = 30.0,
+                max_frames: int | None = None, size: tuple[int, int] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> SourceVideo:
+    """Build a label :class:`SourceVideo`.
+
+    Parameters:
+        labels: a folder of id/color PNGs, a list of files, an int array ``[T, H, W]`` of ids, or a
+            uint8/float RGB array ``[T, H, W, 3]`` (IMAGE batch: ``mode="ids"`` reads ``round(R*255)``).
+        label_nc: number of one-hot channels (default: the label set's).
+        label_set_name: ``"cityscapes"`` (labelIds, 35), ``"cityscapes_train"`` (trainIds, 19, 255
+            ignored) or an int; sets names, preview colors and ignored ids.
+        mode: ``"ids"`` (integer maps) or ``"color"`` (color-coded maps; ``palette`` or the label
+            set's colors give the id of each color).
+        instances: instance-id maps (folder, file list or ``[T, H, W]``) -> boundary channel; ``True``
+            uses the Cityscapes ``*instanceIds.png`` files found next to the labels; ``"labels"``
+            takes the boundaries of the label map itself (when no instance maps exist).
+        remap: ``{src: dst}`` applied to ids before encoding (names allowed with a label set).
+        size: ``(width, height)`` to resize to (nearest neighbour; labels are never interpolated).
+    """
+    lset = label_set(label_set_name if label_set_name is not None else (label_nc or "cityscapes"))
+    label_nc = int(label_nc or lset.label_nc)
+    if label_nc != lset.label_nc and label_set_name is None:
+        lset = generic_label_set(label_nc, lset.ignore_ids)
+    pal = np.asarray(palette if palette is not None else lset.palette(), dtype=np.uint8)
+
+    names: list[str]
+    inst_items = None
+    if isinstance(labels, (str, os.PathLike)):
+        folder = Path(labels)
+        if not folder.is_dir():
+            raise SourceError(f"{folder} is not a folder of label images")
+        files, found_inst = _label_files(folder, lset.name)
+        if not files:
+            raise SourceError(f"{folder} holds no label images")
+        items, names = files, [p.name for p in files]
+        if instances is True:
+            if not found_inst:
+                raise SourceError(f"{folder} has no *instanceIds.png files for the boundary channel")
+            inst_items = found_inst
+    elif isinstance(labels, (list, tuple)):
+        items, names = list(labels), [Path(p).name if isinstance(p, (str, os.PathLike)) else f"frame {i}"
+                                      for i, p in enumerate(labels)]
+    else:
+        arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        if arr.ndim == 4 and arr.dtype != np.uint8 and arr.dtype.kind == "f":
+            arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)  # IMAGE batch
+        items, names = list(arr), [f"frame {i}" for i in range(len(arr))]
+    if max_frames:
+        items, names = items[:max_frames], names[:max_frames]
+    if not items:
+        raise SourceError("no label frames given (empty sequence)")
+
+    from_labels = isinstance(instances, str) and instances == "labels"
+    if instances is not None and instances is not True and not from_labels:
+        if isinstance(instances, (str, os.PathLike)):
+            inst_items = list_images(instances)
+        else:
+            inst_items = list(instances.detach().cpu().numpy() if isinstance(instances, torch.Tensor) else instances)
+    if inst_items is not None:
+        inst_items = inst_items[: len(items)]
+        if len(inst_items) != len(items):
+            raise SourceError(f"{len(items)} label frames but {len(inst_items)} instance maps")
+
+    ids_all, bnd_all = [], []
+    shape0 = None
+    for i in progress_iter(range(len(items)), progress):
+        item, name = items[i], names[i]
+        if mode == "ids":
+            if isinstance(item, (str, os.PathLike)):
+                ids = read_id_png(item)
+            else:
+                ids = np.asarray(item)
+                if ids.ndim == 3:
+                    ids = ids[..., 0]
+                ids = ids.astype(np.int32)
+        elif mode == "color":
+            if isinstance(item, (str, os.PathLike)):
+                bgr = cv2.imread(str(item), cv2.IMREAD_COLOR)
+                if bgr is None:
+                    raise SourceError(f"frame {name}: cannot decode {item}")
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            else:
+                rgb = np.asarray(item)[..., :3].astype(np.uint8)
+            ids = colors_to_ids(rgb, pal, unknown=unknown, frame=f"frame {name}")
+        else:
+            raise ValueError(f"mode must be 'ids' or 'color', got {mode!r}")
+        if shape0 is None:
+            shape0 = ids.shape
+        elif ids.shape != shape0:
+            raise SourceError(f"frame {name} is {ids.shape[1]}x{ids.shape[0]}, but frame {names[0]} is "
+                              f"{shape0[1]}x{shape0[0]}: all label frames must have one size")
+        if remap:
+            ids = remap_labels(ids, remap, label_set=lset)
+        check_ids(ids, label_nc, ignore_ids=lset.ignore_ids, frame=f"frame {name}")
+        bnd = None
+        if from_labels:  # no instance maps: every connected segment of the label map is one instance
+            bnd = instance_boundary(ids if size is None else
+                                    cv2.resize(ids.astype(np.float32), size, interpolation=cv2.INTER_NEAREST))
+        elif inst_items is not None:
+            it = inst_items[i]
+            inst = read_id_png(it) if isinstance(it, (str, os.PathLike)) else np.asarray(it)
+            if inst.ndim == 3:
+                inst = inst[..., 0]
+            if inst.shape != ids.shape:
+                raise SourceError(f"frame {name}: instance map is {inst.shape[1]}x{inst.shape[0]}, "
+                                  f"label map is {ids.shape[1]}x{ids.shape[0]}")
+            if size is not None:
+                inst = cv2.resize(inst.astype(np.int32).astype(np.float32), size, interpolation=cv2.INTER_NEAREST)
+            bnd = instance_boundary(inst)
+        if size is not None:
+            ids = cv2.resize(ids.astype(np.float32), size, interpolation=cv2.INTER_NEAREST).astype(np.int32)
+        ids_all.append(ids.astype(np.int16 if label_nc < 32000 and max(lset.ignore_ids, default=0) < 32000 else np.int32))
+        bnd_all.append(bnd)
+    return make_label_source(np.stack(ids_all), label_nc,
+                             None if bnd_all[0] is None else np.stack(bnd_all),
+                             palette=pal, ignore_ids=lset.ignore_ids, fps=fps, names=names,
+                             report={"label_set": lset.name, "frames": len(ids_all), "mode": mode,
+                                     "remap": {str(k): str(v) for k, v in (remap or {}).items()}},
+                             label_names=list(lset.names))
+
+
+def make_label_source(ids: np.ndarray, label_nc: int, boundary: np.ndarray | None = None, *,
+                      palette: np.ndarray | None = None, ignore_ids: Sequence[int] = (), fps: float = 30.0,
+                      names: Sequence[str] | None = None, report: dict | None = None,
+                      label_names: Sequence[str] | None = None) -> SourceVideo:
+    """Wrap checked id maps ``[T, H, W]`` (+ boundaries ``[T, H, W]`` bool) as a lazy label source."""
+    T, H, W = ids.shape
+    names = list(names or [f"frame {i}" for i in range(T)])
+    pal = palette if palette is not None else generic_label_set(label_nc).palette()
+    for t in range(T):
+        check_ids(ids[t], label_nc, ignore_ids=ignore_ids, frame=f"frame {names[t]}")
+    preview = np.stack([render_labels(ids[t], pal, None if boundary is None else boundary[t]) for t in range(T)])
+
+    def getter(i: int) -> torch.Tensor:
+        return encode_frame(ids[i], label_nc, None if boundary is None else boundary[i],
+                            ignore_ids=ignore_ids, frame=f"frame {names[i]}")
+
+    return SourceVideo(kind="label", input_nc=label_nc + (boundary is not None), label_nc=label_nc,
+                       height=H, width=W, fps=float(fps),
+                       preview=torch.from_numpy(preview).float().div_(255.0),
+                       getter=getter, num_frames=T, report=dict(report or {}),
+                       extra={"ids": ids, "boundary": boundary, "label_names": list(label_names or []),
+                              "palette": np.asarray(pal)})
