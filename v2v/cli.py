@@ -72,9 +72,9 @@ def frame_to_source(frame: np.ndarray, cfg: GeneratorConfig, kind: str) -> torch
                              "are these label-id images (not colour-coded labels)?")
         source = torch.nn.functional.one_hot(ids, cfg.label_nc).permute(2, 0, 1).float()
         if cfg.input_nc == cfg.label_nc + 1:
-            from .sampler import instance_edges
+            from .labels import instance_boundary
 
-            source = torch.cat([source, instance_edges(ids).unsqueeze(0)], dim=0)
+            source = torch.cat([source, instance_boundary(ids).float().unsqueeze(0)], dim=0)
         return source
     raise UsageError(f"unknown source kind {kind!r}; choose one of {SOURCE_KINDS}")
 

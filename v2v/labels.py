@@ -197,16 +197,23 @@ def ids_to_colors(ids: np.ndarray, palette: np.ndarray | Sequence) -> np.ndarray
     return lut[np.clip(ids, 0, len(lut) - 1)]
 
 
-def instance_boundary(instance: np.ndarray) -> np.ndarray:
-    """``[H, W]`` bool: True where the instance id differs from any 4-neighbour (both sides of an edge)."""
-    inst = np.asarray(instance)
-    edge = np.zeros(inst.shape, dtype=bool)
-    dx = inst[:, 1:] != inst[:, :-1]
-    dy = inst[1:, :] != inst[:-1, :]
-    edge[:, 1:] |= dx
-    edge[:, :-1] |= dx
-    edge[1:, :] |= dy
-    edge[:-1, :] |= dy
+def instance_boundary(instance):
+    """True where the instance id differs from any 4-neighbour (both sides of an edge).
+
+    ``instance`` ``[..., H, W]`` numpy array or torch tensor of ids -> bool array/tensor of the same shape
+    and kind (torch stays on its device), so the trainer, loaders and sampler share this one definition.
+    """
+    if isinstance(instance, torch.Tensor):
+        edge = torch.zeros(instance.shape, dtype=torch.bool, device=instance.device)
+    else:
+        instance = np.asarray(instance)
+        edge = np.zeros(instance.shape, dtype=bool)
+    dx = instance[..., :, 1:] != instance[..., :, :-1]
+    dy = instance[..., 1:, :] != instance[..., :-1, :]
+    edge[..., :, 1:] |= dx
+    edge[..., :, :-1] |= dx
+    edge[..., 1:, :] |= dy
+    edge[..., :-1, :] |= dy
     return edge
 
 

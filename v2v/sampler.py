@@ -26,23 +26,9 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from .labels import instance_boundary
+
 PRECISIONS = ("fp32", "bf16")
-
-
-def instance_edges(instance: torch.Tensor) -> torch.Tensor:
-    """Instance-boundary channel: 1 where a pixel's id differs from a 4-neighbour, else 0.
-
-    ``instance`` [..., H, W] of integer ids -> float tensor of the same shape.
-    """
-    ids = instance
-    edge = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
-    dx = ids[..., :, 1:] != ids[..., :, :-1]
-    dy = ids[..., 1:, :] != ids[..., :-1, :]
-    edge[..., :, 1:] |= dx
-    edge[..., :, :-1] |= dx
-    edge[..., 1:, :] |= dy
-    edge[..., :-1, :] |= dy
-    return edge.float()
 
 
 def _as_frame(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -133,7 +119,7 @@ class StreamingSampler:
                 raise ValueError(f"instance map must be [H, W], [1, H, W] or [1, 1, H, W] matching the source "
                                  f"{tuple(source.shape[-2:])}, got {tuple(instance.shape)}")
             if source.shape[1] == cfg.input_nc - 1 and cfg.label_nc and cfg.input_nc == cfg.label_nc + 1:
-                source = torch.cat([source, instance_edges(inst)], dim=1)   # add the boundary channel
+                source = torch.cat([source, instance_boundary(inst).float()], dim=1)   # add the boundary channel
         if source.shape[1] != cfg.input_nc:
             hint = ""
             if cfg.label_nc and cfg.input_nc == cfg.label_nc + 1 and source.shape[1] == cfg.label_nc:

@@ -12,8 +12,8 @@ Frames are either held as one tensor ``[T, input_nc, H, W]`` or produced on dema
 """
 from __future__ import annotations
 
+import itertools
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -22,12 +22,12 @@ import cv2
 import numpy as np
 import torch
 
+from .video_io import VideoError, list_images, natural_key, read_frames
+
 KINDS = ("label", "pose", "sketch")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif", ".mpg", ".mpeg")
 
 
-class SourceError(ValueError):
+class SourceError(VideoError):
     """Input that cannot become a source video (empty, corrupt, wrong ids, mismatched sizes)."""
 
 
@@ -106,18 +106,6 @@ class SourceVideo:
 
 # --- reading frames -----------------------------------------------------------------------------
 
-def natural_key(name: str):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
-def list_images(folder: str | os.PathLike, pattern: str | None = None) -> list[Path]:
-    """Image files in ``folder`` in natural order (``frame2`` before ``frame10``)."""
-    folder = Path(folder)
-    files = folder.glob(pattern) if pattern else folder.iterdir()
-    out = [p for p in files if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
-    return sorted(out, key=lambda p: natural_key(p.name))
-
-
 @dataclass
 class Frames:
     """Decoded RGB frames ``[T, H, W, 3]`` uint8 with their fps and names (for error messages)."""
@@ -135,47 +123,18 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None, stride
     Raises :class:`SourceError` for a missing, empty or undecodable input.
     """
     path = Path(path)
-    if not path.exists():
-        raise SourceError(f"{path} does not exist")
-    frames, names, fps = [], [], 30.0
-    if path.is_dir():
-        files = list_images(path)[start::max(1, stride)]
-        if max_frames:
-            files = files[:max_frames]
-        if not files:
-            raise SourceError(f"{path} holds no image files ({', '.join(IMAGE_EXTS)})")
-        for f in files:
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise SourceError(f"frame {f.name}: cannot decode {f}")
-            frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-            names.append(f.name)
-    else:
-        if path.stat().st_size == 0:
-            raise SourceError(f"{path} is empty (0 bytes)")
-        cap = cv2.VideoCapture(str(path))
-        try:
-            if not cap.isOpened():
-                raise SourceError(f"{path} cannot be opened as a video (corrupt or unsupported format)")
-            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 30.0
-            idx = 0
-            while max_frames is None or len(frames) < max_frames:
-                ok, img = cap.read()
-                if not ok or img is None:
-                    break
-                if idx >= start and (idx - start) % max(1, stride) == 0:
-                    frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-                    names.append(f"{path.name}#{idx}")
-                idx += 1
-        finally:
-            cap.release()
-        if not frames:
-            raise SourceError(f"{path} has no decodable frames (empty or corrupt video)")
-    if len({f.shape for f in frames}) > 1:
-        first = frames[0].shape
-        bad = next(i for i, f in enumerate(frames) if f.shape != first)
-        raise SourceError(f"frame {names[bad]} is {frames[bad].shape[1]}x{frames[bad].shape[0]}, "
-                          f"but frame {names[0]} is {first[1]}x{first[0]}: all frames must have one size")
+    try:
+        video = read_frames(path)     # decoding, natural order and size checks live in video_io
+        step = max(1, stride)
+        stop = None if max_frames is None else start + max_frames * step
+        frames = list(itertools.islice(video, start, stop, step))
+    except VideoError as e:
+        raise SourceError(str(e)) from None
+    if not frames:
+        raise SourceError(f"{path} has no frames from index {start} on")
+    indices = range(start, start + len(frames) * step, step)
+    names = [video.frame_name(i) for i in indices]
+    fps = video.fps or 30.0
     rgb = np.stack(frames)
     if max_side and max(rgb.shape[1:3]) > max_side:
         rgb = resize_frames(rgb, max_side=max_side)

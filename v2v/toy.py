@@ -57,20 +57,3 @@ def moving_shapes(n_frames: int = 8, height: int = 32, width: int = 32, *, seed:
                 flows[t - 1][inside] = -s["vel"]
         frames[t] = np.clip(img, 0, 255).astype(np.uint8)
     return ToyClip(labels, instances, frames, flows)
-
-
-def one_hot(labels: np.ndarray, label_nc: int = LABEL_NC) -> np.ndarray:
-    """[..., H, W] ids -> [..., label_nc, H, W] float32."""
-    return np.moveaxis(np.eye(label_nc, dtype=np.float32)[labels], -1, -3)
-
-
-def instance_edges(instances: np.ndarray) -> np.ndarray:
-    """1 where a pixel's instance id differs from a 4-neighbour; [..., H, W] -> float32 same shape."""
-    edge = np.zeros(instances.shape, np.float32)
-    diff_x = instances[..., :, 1:] != instances[..., :, :-1]
-    diff_y = instances[..., 1:, :] != instances[..., :-1, :]
-    edge[..., :, 1:][diff_x] = 1
-    edge[..., :, :-1][diff_x] = 1
-    edge[..., 1:, :][diff_y] = 1
-    edge[..., :-1, :][diff_y] = 1
-    return edge

@@ -36,6 +36,14 @@ def natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
+def list_images(folder: str | os.PathLike, pattern: str | None = None) -> list[Path]:
+    """Image files in ``folder`` (optionally matching a glob ``pattern``) in natural order, hidden files skipped."""
+    folder = Path(folder)
+    files = folder.glob(pattern) if pattern else folder.iterdir()
+    return sorted((p for p in files if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
+                  key=lambda p: natural_key(p.name))
+
+
 def _to_rgb8(image: np.ndarray, where: str) -> np.ndarray:
     """OpenCV image (BGR/BGRA/gray, 8 or 16 bit) -> RGB uint8 [H, W, 3]."""
     if image.dtype == np.uint16:
@@ -83,9 +91,7 @@ class FrameSource:
         self._files: list[Path] = []
         if self.path.is_dir():
             self.kind = "folder"
-            self._files = sorted((p for p in self.path.iterdir()
-                                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
-                                 key=lambda p: natural_key(p.name))
+            self._files = list_images(self.path)
             if not self._files:
                 raise VideoError(f"{self.path}: folder has no image files ({', '.join(IMAGE_EXTENSIONS)})")
             self.count = len(self._files)
@@ -107,6 +113,10 @@ class FrameSource:
     @property
     def height(self) -> int:
         return self.size[1]
+
+    def frame_name(self, index: int) -> str:
+        """How error messages name frame ``index``: its file name, or ``video.mp4#index``."""
+        return self._files[index].name if self._files else f"{self.path.name}#{index}"
 
     def __len__(self) -> int:
         if self.count is None:

@@ -5,13 +5,14 @@ import torch.nn.functional as F
 from v2v.config import preset
 from v2v.generator import Vid2VidGenerator
 from v2v.losses import flow_loss
-from v2v.toy import LABEL_NC, instance_edges, moving_shapes, one_hot
+from v2v.labels import instance_boundary, one_hot
+from v2v.toy import LABEL_NC, moving_shapes
 
 
 def toy_tensors():
     clip = moving_shapes(n_frames=6, height=32, width=32, seed=3)
-    src = torch.from_numpy(one_hot(clip.labels))                                 # [T, 3, H, W]
-    src = torch.cat([src, torch.from_numpy(instance_edges(clip.instances))[:, None]], 1)
+    src = torch.stack([one_hot(ids, LABEL_NC) for ids in clip.labels])           # [T, 3, H, W]
+    src = torch.cat([src, torch.from_numpy(instance_boundary(clip.instances)).float()[:, None]], 1)
     frames = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float() / 127.5 - 1
     flows = torch.from_numpy(clip.flows).permute(0, 3, 1, 2)                      # [T-1, 2, H, W]
     return src, frames, flows

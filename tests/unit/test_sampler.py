@@ -9,7 +9,8 @@ import torch
 
 from v2v.config import GeneratorConfig
 from v2v.generator import Vid2VidGenerator
-from v2v.sampler import StreamingSampler, generate, instance_edges
+from v2v.labels import instance_boundary
+from v2v.sampler import StreamingSampler, generate
 
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
 H = W = 16
@@ -187,21 +188,21 @@ def test_instance_map_adds_the_boundary_channel():
     instance = torch.zeros(H, W, dtype=torch.long)
     instance[4:10, 4:10] = 7
     a = StreamingSampler(model).step(labels, instance=instance)
-    b = StreamingSampler(model).step(torch.cat([labels, instance_edges(instance)[None]]))
+    b = StreamingSampler(model).step(torch.cat([labels, instance_boundary(instance).float()[None]]))
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="pass instance="):
         StreamingSampler(model).step(labels)
 
 
-def test_instance_edges():
+def test_instance_boundary():
     ids = torch.zeros(6, 6, dtype=torch.long)
     ids[2:4, 2:4] = 1
-    edges = instance_edges(ids)
+    edges = instance_boundary(ids).float()
     expected = torch.zeros(6, 6)
     expected[1:5, 2:4] = 1
     expected[2:4, 1:5] = 1
     assert torch.equal(edges, expected)
-    assert instance_edges(torch.full((1, 1, 5, 5), 3)).sum() == 0
+    assert instance_boundary(torch.full((1, 1, 5, 5), 3)).sum() == 0
 
 
 def test_style_features_stream_with_the_sources():
