@@ -1,0 +1,131 @@
+"""End-to-end trainer runs on the tiny config (CPU, 64x64 toy data): learning, export, resume, DDP."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from train.data import write_toy_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN = [sys.executable, str(REPO / "train" / "train.py"), "--config", str(REPO / "train/configs/tiny.yaml")]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return write_toy_dataset(tmp_path_factory.mktemp("toy"), n_sequences=3, n_frames=8, height=64, width=64)
+
+
+def run(args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    r = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env, timeout=300, **kw)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def losses(out):
+    return [json.loads(line) for line in (Path(out) / "losses.jsonl").read_text().splitlines()]
+
+
+def test_tiny_run_learns_and_writes_a_loadable_model(toy, tmp_path):
+    from v2v.checkpoint import load_generator, read_metadata
+    from v2v.sampler import StreamingSampler
+
+    out = tmp_path / "run"
+    r = run(TRAIN + ["--set", f"data.root={toy}", "--out", str(out), "--set", "max_steps=20"])
+    log = r.stdout + r.stderr
+    assert "clip length 3 frames" in log and "step 10: clip length 4 frames" in log  # schedule logged
+    assert "validation" in log and "warping_error" in log
+    hist = losses(out)
+    assert [h["step"] for h in hist] == list(range(1, 21))
+    first, last = hist[:5], hist[-5:]
+    mean = lambda hs, k: sum(h[k] for h in hs) / len(hs)  # noqa: E731
+    assert mean(last, "loss_g") < 0.7 * mean(first, "loss_g")
+    assert mean(last, "flow_epe") < mean(first, "flow_epe")
+    assert mean(last, "loss_d") < mean(first, "loss_d")
+    model = load_generator(out / "model.safetensors")
+    meta = json.loads(read_metadata(out / "model.safetensors")["v2v.train"])
+    assert meta["step"] == 20 and meta["finished"] is True
+    sampler = StreamingSampler(model)
+    src = torch.zeros(model.cfg.input_nc, 64, 64)
+    src[0] = 1
+    for _ in range(3):
+        frame = sampler.step(src)
+    assert frame.shape[-3:] == (3, 64, 64) and torch.isfinite(frame).all()
+    assert list((out / "samples").glob("*.png")) and list((out / "logs").rglob("events.out.tfevents*"))
+
+
+def test_interrupt_and_resume_continue_exactly(toy, tmp_path):
+    common = ["--set", f"data.root={toy}", "--set", "max_steps=8", "--set", "decay_start=4",
+              "--set", "val_every=0", "--set", "sample_every=0", "--set", "save_every=0", "--set", "log_with=null"]
+    ref = tmp_path / "ref"
+    run(TRAIN + common + ["--out", str(ref)])
+    ref_hist = {h["step"]: h for h in losses(ref)}
+
+    out = tmp_path / "cut"
+    out.mkdir()
+    proc = subprocess.Popen(TRAIN + common + ["--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        f = out / "losses.jsonl"
+        if f.exists() and len(f.read_text().splitlines()) >= 2:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    text = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, text[-3000:]
+    assert "stopped by signal" in text, text[-2000:]
+    stopped = len(losses(out))
+    assert 2 <= stopped < 8
+    state = json.loads((out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
+                        / "trainer.json").read_text())
+    assert state["step"] == stopped
+
+    r = run(TRAIN + common + ["--out", str(out), "--resume"])
+    assert f"resumed from" in r.stdout + r.stderr and f"at step {stopped}" in r.stdout + r.stderr
+    hist = losses(out)
+    assert [h["step"] for h in hist] == list(range(1, 9))
+    nxt = hist[stopped]  # the first step after the interruption
+    assert nxt["step"] == stopped + 1
+    for key in ("loss_g", "loss_d", "flow_epe", "gan"):
+        assert nxt[key] == pytest.approx(ref_hist[stopped + 1][key], rel=1e-6, abs=1e-7), key
+    assert (out / "weights_rank0.sha256").read_text() == (ref / "weights_rank0.sha256").read_text()
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
+                    reason="accelerate CLI not installed")
+def test_two_process_ddp_ends_with_identical_weights(toy, tmp_path):
+    out = tmp_path / "ddp"
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    r = subprocess.run([launcher, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+                        "--mixed_precision", "no", "--dynamo_backend", "no",
+                        str(REPO / "train" / "train.py"), "--config", str(REPO / "train/configs/tiny.yaml"),
+                        "--set", f"data.root={toy}", "--out", str(out), "--set", "max_steps=4",
+                        "--set", "val_every=0", "--set", "sample_every=0", "--set", "log_with=null"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "2 process(es)" in r.stdout + r.stderr
+    d0 = (out / "weights_rank0.sha256").read_text()
+    d1 = (out / "weights_rank1.sha256").read_text()
+    assert d0 == d1
+    assert (out / "model.safetensors").is_file()
+
+
+def test_bad_dataset_stops_before_training(toy, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(toy, bad)
+    victim = bad / "train" / "toy000" / "target" / "000003.png"
+    victim.write_bytes(b"broken")
+    r = subprocess.run(TRAIN + ["--set", f"data.root={bad}", "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and str(victim) in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o" / "losses.jsonl").exists()

@@ -1,0 +1,254 @@
+"""Turn your own footage into a training dataset (the layout of train/data.py and docs/DATASET.md).
+
+    python train/prepare.py --task sketch --video face.mp4 --out data/myface
+    python train/prepare.py --task pose   --video dance.mp4 --out data/dance [--keypoints openpose_json/]
+    python train/prepare.py --task labels --video street.mp4 --out data/street
+    python train/prepare.py --task labels --video street.mp4 --labels label_pngs/ --label-nc 35 --out data/street
+
+Each call adds one sequence ``<out>/<split>/<sequence>/{source,target}/000000.png ...`` (the sequence name
+defaults to the video's file name) and writes/updates ``<out>/dataset.json`` with the DataConfig values the
+trainer needs (source kind, label_nc, flip allowed, ...).  Call it once per video; put held-out videos in
+``--split val`` (or let the trainer hold out sequences of ``train``).
+
+Source extraction uses the package's extractors:
+
+* ``sketch``: the paper's face sketch (``v2v.sketch.face_sketch``: dlib 68 landmarks -> part polylines + Canny
+  edges outside the face + 9 distance channels; needs the ``face`` extra) or, with ``--sketch-mode edges``,
+  a plain Canny edge sketch of any video (``v2v.sketch.edge_sketch``).  ``auto`` picks face when dlib is
+  installed and says so.
+* ``pose``: rendered OpenPose-18 skeletons (``v2v.pose.pose_video``) from mediapipe (``pose`` extra), or from
+  ``--keypoints`` (a folder of OpenPose JSON files, e.g. from DWPose) without mediapipe.  Flip is disabled.
+* ``labels``: ``--labels`` gives existing id PNGs (one per frame, e.g. Cityscapes labelIds); otherwise
+  weight-free pseudo-labels of the footage (``v2v.pseudo_labels.pseudo_label_video``: k-means clusters +
+  a moving-person class, ``label_nc = k + 1``, ``--label-nc`` sets it).  Instance maps are not written by
+  this path (use_instance stays off).
+
+Sources that fit an image are stored as images (label ids as 8/16-bit id PNGs, 3-channel pose renderings as
+RGB PNGs); multi-channel sources (face sketch with distance maps) as ``.npy`` float16 ``[C, H, W]`` files.
+A sequence is written into a temporary folder and renamed when complete, so an interrupted run never
+leaves a half-written sequence behind.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python train/prepare.py`: import the repo, not this folder
+    _repo = Path(__file__).resolve().parents[1]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _repo / "train"]
+    sys.path.insert(0, str(_repo))
+
+import cv2
+import numpy as np
+
+TASKS = ("sketch", "pose", "labels")
+IGNORE_ID = 255  # label pixels whose one-hot is all zero (ignored ids) are written as this id
+
+
+class PrepareError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# extraction
+def _optional_module(name: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def extract_source(task: str, frames, *, sketch_mode: str = "auto", keypoints: str | None = None,
+                   labels: str | None = None, label_nc: int | None = None, log=print):
+    """Run the extractor of ``task`` on decoded ``frames`` (v2v.sources.Frames) -> v2v SourceVideo."""
+    if task == "sketch":
+        from v2v import sketch
+
+        mode = sketch_mode
+        if mode == "auto":
+            mode = "face" if _optional_module("dlib") is not None else "edges"
+            log(f"sketch mode: {mode} ({'dlib found' if mode == 'face' else 'dlib not installed: plain Canny edges; '}"
+                f"{'' if mode == 'face' else 'install the face extra for the paper face sketch'})")
+        if mode == "face":
+            return sketch.face_sketch(frames, fps=frames.fps)
+        if mode == "edges":
+            return sketch.edge_sketch(frames, fps=frames.fps)
+        raise PrepareError(f"--sketch-mode must be auto, face or edges, got {sketch_mode!r}")
+    if task == "pose":
+        from v2v import pose
+
+        h, w = frames.rgb.shape[1:3]
+        if keypoints:
+            return pose.pose_video(frames, keypoints=keypoints, width=w, height=h, fps=frames.fps,
+                                   max_frames=len(frames.rgb))
+        return pose.pose_video(frames, fps=frames.fps)
+    if task == "labels":
+        if labels:
+            from v2v.labels import label_video
+
+            h, w = frames.rgb.shape[1:3]
+            src = label_video(labels, label_nc=label_nc, max_frames=len(frames.rgb))
+            if (src.height, src.width) != (h, w):
+                src = label_video(labels, label_nc=label_nc, max_frames=len(frames.rgb), size=(w, h))
+            return src
+        pseudo = _optional_module("v2v.pseudo_labels")
+        if pseudo is None or not hasattr(pseudo, "pseudo_label_video"):
+            raise PrepareError("--task labels without --labels needs v2v.pseudo_labels (weight-free pseudo-labels), "
+                               "which this installation does not have; pass --labels <folder of id PNGs>")
+        # k colour/position clusters + 1 person class; instance boundaries are not stored (the dataset keeps
+        # label ids only: the person class already separates people from the background)
+        kwargs = {"k": label_nc - 1} if label_nc else {}
+        return pseudo.pseudo_label_video(frames, instances=False, fps=frames.fps, **kwargs)
+    raise PrepareError(f"--task must be one of {TASKS}, got {task!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# writing
+def _write_png(path: Path, image: np.ndarray) -> None:
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise PrepareError(f"{path}: PNG encoding failed")
+    data.tofile(str(path))
+
+
+def source_entries(source) -> dict[str, Any]:
+    """The DataConfig entries a source implies (how it is stored, label_nc, whether flipping is valid)."""
+    if source.kind == "label":
+        entries: dict[str, Any] = {"source_kind": "labels", "label_nc": source.label_nc}
+    elif source.input_nc == 3 and source.kind == "pose":
+        entries = {"source_kind": "rgb"}
+    else:
+        entries = {"source_kind": "array"}
+    entries["flip"] = source.kind != "pose"  # left/right body parts are drawn differently
+    return entries
+
+
+def write_sequence(seq_dir: Path, target_rgb: np.ndarray, source) -> dict[str, Any]:
+    """Write one sequence (atomically: temp folder + rename); returns its DataConfig entries."""
+    T = len(target_rgb)
+    if len(source) != T:
+        raise PrepareError(f"extractor returned {len(source)} source frames for {T} video frames")
+    if (source.height, source.width) != tuple(target_rgb.shape[1:3]):
+        raise PrepareError(f"source frames are {source.width}x{source.height}, video frames "
+                           f"{target_rgb.shape[2]}x{target_rgb.shape[1]}")
+    if seq_dir.exists():
+        raise PrepareError(f"{seq_dir} already exists; choose another --sequence name or delete it")
+    seq_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{seq_dir.name}.", suffix=".tmp", dir=seq_dir.parent))
+    try:
+        (tmp / "target").mkdir()
+        (tmp / "source").mkdir()
+        entries = source_entries(source)
+        kind = entries["source_kind"]
+        used_ignore = False
+        for t in range(T):
+            _write_png(tmp / "target" / f"{t:06d}.png", cv2.cvtColor(target_rgb[t], cv2.COLOR_RGB2BGR))
+            frame = source.get(t).numpy()
+            if kind == "labels":
+                onehot = frame[: source.label_nc]
+                ids = onehot.argmax(0).astype(np.int32)
+                empty = onehot.sum(0) == 0
+                if empty.any():
+                    ids[empty] = IGNORE_ID
+                    used_ignore = True
+                _write_png(tmp / "source" / f"{t:06d}.png", ids.astype(np.uint8 if ids.max() < 256 else np.uint16))
+            elif kind == "rgb":
+                rgb = np.clip(np.rint((frame.transpose(1, 2, 0) + 1) * 127.5), 0, 255).astype(np.uint8)
+                _write_png(tmp / "source" / f"{t:06d}.png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            else:
+                np.save(tmp / "source" / f"{t:06d}.npy", frame.astype(np.float16))
+        if used_ignore:
+            if source.label_nc > IGNORE_ID:
+                raise PrepareError(f"label_nc {source.label_nc} leaves no free id for ignored pixels")
+            entries["ignore_ids"] = [IGNORE_ID]
+        os.replace(tmp, seq_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return entries
+
+
+def update_dataset_json(out: Path, entries: dict[str, Any], task: str, *, dry_run: bool = False) -> dict[str, Any]:
+    """Merge this sequence's entries into ``<out>/dataset.json``; conflicting entries are an error."""
+    path = out / "dataset.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    if data.get("task", task) != task:
+        raise PrepareError(f"{path}: the dataset is for task {data['task']!r}, not {task!r}")
+    for key, value in entries.items():
+        if key == "ignore_ids":
+            value = sorted(set(data.get(key, [])) | set(value))
+        elif key in data and data[key] != value:
+            raise PrepareError(f"{path}: this video gives {key}={value!r} but the dataset has {data[key]!r}; "
+                               "prepare it into another --out folder")
+        data[key] = value
+    if dry_run:
+        return data
+    data.setdefault("task", task)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return data
+
+
+def prepare(task: str, video: str | os.PathLike, out: str | os.PathLike, *, split: str = "train",
+            sequence: str | None = None, max_frames: int | None = None, max_side: int | None = None,
+            stride: int = 1, log=print, **extract_kwargs) -> Path:
+    """Decode ``video``, extract its source for ``task`` and write one sequence; returns its folder."""
+    from v2v.sources import read_video
+
+    if task not in TASKS:
+        raise PrepareError(f"--task must be one of {TASKS}, got {task!r}")
+    if split not in ("train", "val"):
+        raise PrepareError(f"--split must be train or val, got {split!r}")
+    out = Path(out)
+    video = Path(video)
+    frames = read_video(video, max_frames=max_frames, stride=stride, max_side=max_side)
+    h, w = frames.rgb.shape[1:3]
+    log(f"{video}: {len(frames.rgb)} frames of {w}x{h}; extracting {task} sources")
+    source = extract_source(task, frames, log=log, **extract_kwargs)
+    name = sequence or video.stem
+    seq_dir = out / split / name
+    update_dataset_json(out, source_entries(source), task, dry_run=True)  # refuse before writing anything
+    entries = write_sequence(seq_dir, frames.rgb, source)
+    data = update_dataset_json(out, entries, task)
+    if source.report:
+        log(f"extractor report: {json.dumps(source.report, default=str)}")
+    log(f"wrote {seq_dir} ({len(frames.rgb)} frames); dataset.json: {json.dumps(data, sort_keys=True)}")
+    return seq_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--video", required=True, help="video file or folder of frames")
+    p.add_argument("--out", required=True, help="dataset root")
+    p.add_argument("--split", default="train", choices=("train", "val"))
+    p.add_argument("--sequence", default=None, help="sequence name (default: the video's file name)")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
+    p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
+    p.add_argument("--sketch-mode", default="auto", choices=("auto", "face", "edges"))
+    p.add_argument("--keypoints", default=None, help="pose: folder of OpenPose JSON files (skips mediapipe)")
+    p.add_argument("--labels", default=None, help="labels: folder of id PNGs matching the video's frames")
+    p.add_argument("--label-nc", type=int, default=None, help="labels: number of label ids")
+    a = p.parse_args(argv)
+    try:
+        prepare(a.task, a.video, a.out, split=a.split, sequence=a.sequence, max_frames=a.max_frames,
+                max_side=a.max_side, stride=a.stride, sketch_mode=a.sketch_mode, keypoints=a.keypoints,
+                labels=a.labels, label_nc=a.label_nc)
+    except (PrepareError, ValueError, ImportError, OSError) as e:
+        print(f"prepare: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

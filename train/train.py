@@ -1,0 +1,773 @@
+"""Train a vid2vid generator on paired videos with Hugging Face accelerate.
+
+    python train/train.py --config train/configs/labels_street.yaml --set data.root=data/street
+    accelerate launch --num_processes 4 train/train.py --config train/configs/pose_body.yaml
+    accelerate launch --cpu --num_processes 2 train/train.py --config train/configs/tiny.yaml
+    python train/train.py --config ... --resume            # continue from <out_dir>/checkpoints/latest
+
+Reads top to bottom: config -> Accelerator -> data (validated before anything trains) -> models and
+optimizers -> resume -> one visible loop.  Per training clip, for every frame t >= L (the first L frames of
+the clip are the REAL frames; later frames see the generator's own earlier outputs, detached by default):
+one discriminator step (D_I on source + frame, for the final and the raw hallucinated frame; D_V on the
+last K-frame window of every temporal scale the clip is long enough for, conditioned on the real clip's
+ground-truth flow) then one generator step (LSGAN + feature matching + optional VGG + flow loss with
+lambda_W + warp consistency + mask regulariser + D_V terms; paper Eq. 5).
+
+Schedules are pure functions of the step (``n_frames_at``, ``lr_at``) and are logged when they change.
+``step`` counts training clips (iterations); each clip makes ``n_frames - L`` D and G updates.
+
+Outputs under ``out_dir``:
+  model.safetensors          the generator for the nodes / sampler / CLI (v2v.checkpoint format + config)
+  checkpoints/latest         name of the newest complete training state; checkpoints/state-XXXXXXXX/ =
+                             accelerate state (models, optimizers, RNG) + trainer.json (step, data position)
+  losses.jsonl               one line per step (main process)
+  samples/                   source | generated | real strips; logs/ TensorBoard (accelerate tracker)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python train/train.py`: import the repo, not this folder
+    _repo = Path(__file__).resolve().parents[1]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _repo / "train"]
+    sys.path.insert(0, str(_repo))
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from train.data import ClipDataset, DataConfig, DatasetError, build_datasets, read_dataset_json
+from v2v import losses as L
+from v2v.checkpoint import load_generator, save_generator
+from v2v.config import DiscriminatorConfig, GeneratorConfig, LossWeights, preset
+from v2v.discriminators import MultiscalePatchD, TemporalD
+from v2v.generator import Vid2VidGenerator
+from v2v.metrics import psnr, ssim, to_uint8_frames, warping_error
+
+
+# ---------------------------------------------------------------------------------------------------------
+# configuration
+@dataclass
+class TrainConfig:
+    """Everything a run needs; a YAML file under train/configs/ fills it (unknown keys are rejected)."""
+
+    task: str = "labels"                   # labels | sketch | pose (documentation + metadata)
+    out_dir: str = "out/run"
+    data: dict[str, Any] = field(default_factory=dict)    # DataConfig fields (dataset.json fills the rest)
+    preset: str = "small"                  # v2v.config.PRESETS name
+    model: dict[str, Any] = field(default_factory=dict)   # GeneratorConfig overrides (n_past, n_scales, fg ...)
+    disc: dict[str, Any] = field(default_factory=dict)    # DiscriminatorConfig fields
+    loss: dict[str, Any] = field(default_factory=dict)    # LossWeights fields
+    vgg_weights: str | None = None         # torchvision VGG19 file; None: VGG loss off (explicit opt-out)
+    style_encoder_ngf: int = 16            # width of E when model.style_nc > 0
+    style_gmm_components: int = 4          # per-class Gaussian mixture fitted after training (style_nc > 0)
+    # optimisation (paper: Adam 2e-4, betas (0.5, 0.999), constant then linear decay to 0)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    max_steps: int = 1000
+    decay_start: int | None = None         # linear decay from here to max_steps (None: max_steps // 2)
+    batch_size: int = 1                    # clips per process
+    grad_accum: int = 1                    # frames whose gradients are summed before an update
+    mixed_precision: str = "no"            # no | fp16 | bf16
+    seed: int = 0
+    num_workers: int = 0
+    # spatio-temporal progression
+    n_frames_start: int = 0                # clip length at step 0 (0: n_past + 1)
+    n_frames_max: int = 8                  # doubling stops here (capped by the shortest sequence)
+    double_every: int = 0                  # steps between doublings (0: start at n_frames_max)
+    detach_prev: bool = True               # False: backprop through the clip (one G update per clip; 1 process)
+    init_from: str | None = None           # coarser model (.safetensors) whose scales start this one
+    finest_only_steps: int = 0             # with init_from: train only the new finest scale this long
+    mask_loss_always: bool = True          # False: as the reference, only when no real first frames (never here)
+    # logging / checkpoints
+    log_every: int = 10
+    sample_every: int = 100
+    val_every: int = 200
+    save_every: int = 500
+    keep_states: int = 2
+    log_with: str | None = "tensorboard"   # accelerate tracker; None: none
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown keys {unknown}; known keys are {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> TrainConfig:
+    """YAML file + ``key=value`` overrides (dotted keys reach into data/model/disc/loss; values are YAML)."""
+    data: dict[str, Any] = {}
+    if path:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a YAML mapping")
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        target = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = yaml.safe_load(value)
+    return TrainConfig.from_dict(data)
+
+
+def data_config(cfg: TrainConfig) -> DataConfig:
+    """DataConfig from ``<root>/dataset.json`` (prepare.py) overridden by the YAML's ``data:``."""
+    root = cfg.data.get("root")
+    if not root:
+        raise DatasetError("data.root is not set (the dataset folder; see docs/DATASET.md)")
+    merged = {k: v for k, v in read_dataset_json(root).items() if k != "task"}
+    merged.update(cfg.data)
+    merged.setdefault("seed", cfg.seed)
+    return DataConfig.from_dict(merged)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pure schedules
+def n_frames_at(step: int, cfg: TrainConfig, n_past: int, cap: int | None = None) -> int:
+    """Clip length at ``step``: starts at ``n_frames_start`` (>= L+1) and doubles every ``double_every``."""
+    top = cfg.n_frames_max if cap is None else min(cfg.n_frames_max, cap)
+    start = max(cfg.n_frames_start or n_past + 1, n_past + 1)
+    if cfg.double_every <= 0:
+        return max(top, n_past + 1)
+    return max(min(top, start * 2 ** (step // cfg.double_every)), min(start, top), n_past + 1)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Constant ``lr`` until ``decay_start``, then linear to 0 at ``max_steps``."""
+    start = cfg.max_steps // 2 if cfg.decay_start is None else cfg.decay_start
+    if step < start or cfg.max_steps <= start:
+        return cfg.lr
+    return cfg.lr * max(0.0, 1.0 - (step - start) / (cfg.max_steps - start))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# discriminators in one module (one DDP wrapper, one optimizer)
+class Discriminators(nn.Module):
+    """D_I (image, conditioned on the source frame) and D_V (temporal, conditioned on real flow)."""
+
+    def __init__(self, source_nc: int, cfg: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.image = MultiscalePatchD(source_nc + 3, cfg)
+        self.temporal = TemporalD(cfg) if cfg.n_temporal_scales > 0 else None
+
+    def temporal_scales(self, n_frames: int) -> list[int]:
+        if self.temporal is None:
+            return []
+        return [s for s in range(self.cfg.n_temporal_scales) if self.temporal.frames_needed(s) <= n_frames]
+
+    def forward(self, source, real, fake, raw, real_clip, fake_clip, flows) -> tuple[torch.Tensor, dict]:
+        """The D loss of one frame.  fake/raw/fake_clip must be detached.  Clips [B, t+1, 3, H, W],
+        flows [B, t, 2, H, W] (flows[:, i] maps real frame i onto i+1)."""
+        b = real.shape[0]
+        feats = self.image(torch.cat([torch.cat([source, x], 1) for x in (real, fake, raw)], 0))
+        r, f, h = _split(feats, 3)
+        terms = {"d_image": L.lsgan_d_loss(r, f) + L.lsgan_d_loss(r, h)}
+        total = terms["d_image"]
+        for s in self.temporal_scales(real_clip.shape[1]):
+            rw, fw = self.temporal.windows(real_clip, flows, s)
+            kw, _ = self.temporal.windows(fake_clip, None, s)
+            tf = self.temporal(torch.cat([rw, kw], 0), torch.cat([fw, fw], 0), s)
+            tr, tk = _split(tf, 2)
+            terms[f"d_temporal{s}"] = L.lsgan_d_loss(tr, tk)
+            total = total + terms[f"d_temporal{s}"]
+        assert total.shape == () and b > 0
+        return total, terms
+
+
+def _split(feats, n: int):
+    """Nested D features of a batch stacked n times -> n nested feature lists."""
+    return [[[t.chunk(n, 0)[k] for t in scale] for scale in feats] for k in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# checkpoints: accelerate state + our position, atomic by rename + a pointer file
+class TrainState:
+    """Registered with accelerate so save_state/load_state carry the trainer's position."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+
+
+def latest_state(out_dir: Path) -> Path | None:
+    """The newest COMPLETE state folder (named in checkpoints/latest), or None."""
+    pointer = out_dir / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    path = out_dir / "checkpoints" / pointer.read_text().strip()
+    return path if (path / "trainer.json").is_file() else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb+") as f:
+                os.fsync(f.fileno())
+
+
+def save_training_state(accelerator, out_dir: Path, state: TrainState, keep: int) -> Path:
+    """All processes call this.  Writes checkpoints/.tmp-state-N, renames it to state-N when complete and
+    only then points checkpoints/latest at it: a kill at any moment leaves the previous state usable."""
+    ckpt = out_dir / "checkpoints"
+    name = f"state-{state.step:08d}"
+    tmp = ckpt / f".tmp-{name}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    final = ckpt / name
+    if accelerator.is_main_process:
+        (tmp / "trainer.json").write_text(json.dumps(state.state_dict()))
+        _fsync_tree(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _write_atomic(ckpt / "latest", name + "\n")
+        states = sorted(p for p in ckpt.glob("state-*") if p.is_dir())
+        for old in states[:-max(1, keep)]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+def build_generator_config(cfg: TrainConfig, dcfg: DataConfig, source_nc: int) -> GeneratorConfig:
+    task = {"input_nc": source_nc, "label_nc": dcfg.label_nc if dcfg.source_kind == "labels" else 0}
+    task.update({k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.items()})
+    return preset(cfg.preset, **task)
+
+
+def batches_of_epoch(n_items: int, epoch: int, seed: int, batch_size: int, n_proc: int, rank: int) -> list[list[int]]:
+    """This process's batches for ``epoch``: a seeded permutation cut into global batches of
+    batch_size * n_proc items; process ``rank`` takes its slice of each (the last partial batch is dropped)."""
+    order = np.random.default_rng([seed, 7919, epoch]).permutation(n_items).tolist()
+    per_step = batch_size * n_proc
+    if n_items < per_step:  # tiny datasets: repeat the permutation so every process gets a full batch
+        order = (order * math.ceil(per_step / max(1, n_items)))[:per_step]
+    n_batches = len(order) // per_step
+    return [order[i * per_step + rank * batch_size: i * per_step + (rank + 1) * batch_size] for i in range(n_batches)]
+
+
+def source_preview(source: torch.Tensor, dcfg: DataConfig) -> torch.Tensor:
+    """[B, C, H, W] source -> [B, 3, H, W] in [-1, 1] for sample strips."""
+    if dcfg.source_kind == "labels":
+        from v2v.labels import generic_label_set, ids_to_colors
+
+        ids = source[:, : dcfg.label_nc].argmax(1).cpu().numpy()
+        pal = generic_label_set(max(dcfg.label_nc, 2)).palette()
+        rgb = np.stack([ids_to_colors(i, pal) for i in ids])
+        return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(source.device)
+    if source.shape[1] == 3:
+        return source.clamp(-1, 1)
+    return (source[:, :1].clamp(0, 1) * 2 - 1).repeat(1, 3, 1, 1)
+
+
+def weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _style(encoder, target, instance, t0: int, t1: int):
+    """Instance-averaged style features of frames t0..t1-1: [B, t1-t0, d, H, W] (None without an encoder)."""
+    if encoder is None:
+        return None
+    b, n = target.shape[0], t1 - t0
+    feats = encoder(target[:, t0:t1].flatten(0, 1), instance[:, t0:t1].flatten(0, 1))
+    return feats.view(b, n, *feats.shape[1:])
+
+
+def fit_style_gmm(encoder, dataset: ClipDataset, label_nc: int, n_components: int, device, max_items: int = 64) -> dict:
+    """Per-class Gaussian mixtures (scikit-learn) of the instance-averaged style vectors of training frames.
+
+    Returns a JSON-able dict {class_id: {"weights", "means", "covariances"}} (diagonal covariances)."""
+    from sklearn.mixture import GaussianMixture
+
+    per_class: dict[int, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for i in range(min(len(dataset), max_items)):
+            item = dataset[i]
+            target, inst, src = item["target"].to(device), item["instance"].to(device), item["source"]
+            feats = encoder(target, inst).cpu()                       # [T, d, H, W]
+            ids = src[:, :label_nc].argmax(1)                        # [T, H, W]
+            for t in range(feats.shape[0]):
+                inst_t = item["instance"][t, 0]
+                for k in inst_t.unique().tolist():
+                    where = inst_t == k
+                    cls = int(ids[t][where].mode().values)
+                    vec = feats[t][:, where].mean(1).numpy()
+                    per_class.setdefault(cls, []).append(vec)
+    out = {}
+    for cls, vecs in sorted(per_class.items()):
+        x = np.stack(vecs).astype(np.float64)
+        k = max(1, min(n_components, len(x)))
+        gmm = GaussianMixture(n_components=k, covariance_type="diag", random_state=0, reg_covar=1e-4).fit(x)
+        out[str(cls)] = {"weights": gmm.weights_.tolist(), "means": gmm.means_.tolist(),
+                         "covariances": gmm.covariances_.tolist(), "n_samples": len(x)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from tqdm.auto import tqdm
+
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # lets torchrun-style launches on CPU-only machines use gloo DDP
+        mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+        log_with=cfg.log_with, project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    device, main = accelerator.device, accelerator.is_main_process
+    log = (lambda msg: accelerator.print(msg))
+    set_seed(cfg.seed)
+
+    # ---- data: validated on every process before anything trains ----------------------------------------
+    dcfg = data_config(cfg)
+    weights = LossWeights.from_dict(cfg.loss)
+    dis_cfg = DiscriminatorConfig.from_dict(cfg.disc)
+    n_past = int(cfg.model.get("n_past", GeneratorConfig.__dataclass_fields__["n_past"].default))
+    train_ds, val_ds = build_datasets(dcfg, n_frames=n_past + 1, min_frames=n_past + 1)
+    cap = train_ds.min_length
+    if cap < cfg.n_frames_max:
+        log(f"note: the shortest training sequence has {cap} frames; clips are capped at {cap}")
+    gcfg = build_generator_config(cfg, dcfg, train_ds.source_nc)
+
+    # ---- models and optimizers ---------------------------------------------------------------------------
+    G = Vid2VidGenerator(gcfg)
+    if cfg.init_from:
+        coarse = load_generator(cfg.init_from)
+        if coarse.cfg.n_scales < gcfg.n_scales:
+            G.load_coarser(coarse)
+            log(f"initialised scales 0..{coarse.cfg.n_scales - 1} from {cfg.init_from}")
+        else:
+            G.load_state_dict(coarse.state_dict())
+            log(f"initialised from {cfg.init_from}")
+    coarse_params = [p for s in G.scales[:-1] for p in s.parameters()] if (cfg.init_from and gcfg.n_scales > 1) else []
+    D = Discriminators(gcfg.input_nc, dis_cfg)
+    E = None
+    if gcfg.style_nc:
+        from v2v.style import StyleEncoder
+
+        if not dcfg.use_instance:
+            raise DatasetError("model.style_nc > 0 needs instance maps (data.use_instance: true)")
+        E = StyleEncoder(gcfg.style_nc, ngf=cfg.style_encoder_ngf)
+    vgg = None
+    if cfg.vgg_weights:
+        from v2v.vgg import require_vgg19
+
+        vgg = require_vgg19(cfg.vgg_weights, device)
+    g_params = list(G.parameters()) + (list(E.parameters()) if E is not None else [])
+    opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    if E is not None:
+        G, D, E, opt_g, opt_d = accelerator.prepare(G, D, E, opt_g, opt_d)
+    else:
+        G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
+    D_raw = accelerator.unwrap_model(D)
+    if not cfg.detach_prev and accelerator.num_processes > 1:
+        raise ValueError("detach_prev: false (backprop through the clip) is supported on one process only")
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+
+    if resume:
+        found = latest_state(out_dir)
+        if found is None:
+            raise FileNotFoundError(f"--resume: no complete training state under {out_dir / 'checkpoints'}")
+        accelerator.load_state(str(found))
+        state.load_state_dict(json.loads((found / "trainer.json").read_text()))
+        log(f"resumed from {found} at step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})")
+
+    if cfg.log_with:
+        flat = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) or v is None else v) for k, v in cfg.to_dict().items()}
+        accelerator.init_trackers("vid2vid", config=flat)
+    n_params = sum(p.numel() for p in accelerator.unwrap_model(G).parameters())
+    log(f"generator {n_params / 1e6:.2f} M parameters, input_nc {gcfg.input_nc}, {accelerator.num_processes} "
+        f"process(es) on {device}, mixed precision {cfg.mixed_precision}; {len(train_ds)} training clips/epoch")
+
+    # ---- stop on SIGINT / SIGTERM: finish the step, save, exit ------------------------------------------
+    stop = {"flag": False}
+
+    def _on_signal(signum, frame):
+        stop["flag"] = True
+
+    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    samples_dir = out_dir / "samples"
+    loss_log = open(out_dir / "losses.jsonl", "a") if main else None
+    pbar = tqdm(total=cfg.max_steps, initial=state.step, disable=not main, desc="train", dynamic_ncols=True)
+    last_n_frames = None
+    loader_iter = None
+    history: list[dict] = []
+    t_start, frames_done = time.time(), 0
+
+    def make_iter():
+        train_ds.set_epoch(state.epoch)
+        batches = batches_of_epoch(len(train_ds), state.epoch, cfg.seed, cfg.batch_size,
+                                   accelerator.num_processes, accelerator.process_index)
+        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches[state.batch_in_epoch:],
+                                             num_workers=cfg.num_workers)
+        return iter(loader), len(batches)
+
+    n_batches = 0
+    while state.step < cfg.max_steps:
+        # -- schedule (pure functions of the step) --
+        n_frames = n_frames_at(state.step, cfg, n_past, cap)
+        if n_frames != last_n_frames:
+            log(f"step {state.step}: clip length {n_frames} frames "
+                f"(temporal scales of D_V in use: {D_raw.temporal_scales(n_frames)})")
+            train_ds.n_frames = n_frames
+            last_n_frames = n_frames
+            loader_iter = None
+        if loader_iter is None:
+            loader_iter, n_batches = make_iter()
+        try:
+            batch = next(loader_iter)
+        except StopIteration:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            loader_iter = None
+            continue
+        lr = lr_at(state.step, cfg)
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+        stats = run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, weights, dcfg,
+                         coarse_params if state.step < cfg.finest_only_steps else [], n_past)
+        state.step += 1
+        state.batch_in_epoch += 1
+        frames_done += stats.pop("_frames")
+        pbar.update(1)
+        if main:
+            rec = {"step": state.step, "lr": lr, "n_frames": n_frames, **stats}
+            loss_log.write(json.dumps(rec) + "\n")
+            loss_log.flush()
+            history.append(rec)
+            if state.step % cfg.log_every == 0 or state.step == 1:
+                pbar.set_postfix(g=f"{stats['loss_g']:.3f}", d=f"{stats['loss_d']:.3f}")
+        if cfg.log_with and state.step % cfg.log_every == 0:
+            accelerator.log({f"train/{k}": v for k, v in stats.items()} | {"train/lr": lr, "train/n_frames": n_frames},
+                            step=state.step)
+        if main and cfg.sample_every and state.step % cfg.sample_every == 0:
+            write_sample(stats_sample(batch, G, E, accelerator, dcfg, n_past), samples_dir, state.step, accelerator, cfg)
+        if val_ds is not None and cfg.val_every and state.step % cfg.val_every == 0:
+            metrics = validate(G, E, val_ds, accelerator, n_past) if main else {}
+            if main:
+                log(f"step {state.step}: validation {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
+                if cfg.log_with:
+                    accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=state.step)
+            accelerator.wait_for_everyone()
+        # a signal on any process stops every process at the same step
+        flag = torch.tensor([1.0 if stop["flag"] else 0.0], device=device)
+        stopping = bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+        if stopping or (cfg.save_every and state.step % cfg.save_every == 0) or state.step >= cfg.max_steps:
+            save_training_state(accelerator, out_dir, state, cfg.keep_states)
+            export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, final=False)
+        if stopping:
+            log(f"stopped by signal at step {state.step}; state saved. Continue with --resume")
+            break
+
+    pbar.close()
+    elapsed = time.time() - t_start
+    done = state.step >= cfg.max_steps
+    if done:
+        export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, final=True)
+    digest = weights_digest(accelerator.unwrap_model(G))
+    (out_dir / f"weights_rank{accelerator.process_index}.sha256").write_text(digest + "\n")
+    if loss_log:
+        loss_log.close()
+    if cfg.log_with:
+        accelerator.end_training()
+    for s, h in old_handlers.items():
+        signal.signal(s, h)
+    fps = frames_done / max(elapsed, 1e-9)
+    log(f"{'finished' if done else 'stopped'} at step {state.step}: {fps:.2f} generated frames/s per process; "
+        f"model: {out_dir / 'model.safetensors'}")
+    return {"step": state.step, "history": history, "frames_per_second": fps, "weights_sha256": digest,
+            "finished": done}
+
+
+def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, weights, dcfg, frozen, n_past):
+    """One training clip: per frame t >= L, a D step then a G step.  Returns mean losses over frames."""
+    device = accelerator.device
+    src = batch["source"].to(device)          # [B, T, C, H, W]
+    real = batch["target"].to(device)         # [B, T, 3, H, W]
+    flow = batch["flow"].to(device)           # [B, T, 2, H, W]; flow[:, t]: t -> t-1
+    conf = batch["flow_conf"].to(device)      # [B, T, 1, H, W]
+    inst = batch["instance"].to(device) if "instance" in batch else None
+    T = src.shape[1]
+    history = [real[:, i] for i in range(n_past)]     # the first L frames are real
+    sums: dict[str, float] = {}
+    backprop_clip = False
+
+    def add(name, value):
+        sums[name] = sums.get(name, 0.0) + float(value)
+
+    for t in range(n_past, T):
+        with accelerator.accumulate(G, D):
+            style = _style(E, real, inst, t - n_past, t + 1) if E is not None else None
+            out = G(src[:, t - n_past:t + 1], torch.stack(history[-n_past:], 1), style=style)
+            fake = out.frame
+            cond = src[:, t]                                   # D_I is conditioned on the source frame
+            real_clip = real[:, :t + 1]
+            flows_d = flow[:, 1:t + 1]                         # flows_d[:, i] maps frame i onto i+1
+            fake_clip = torch.stack([h.detach() for h in history] + [fake.detach()], 1)
+
+            # ---- discriminator step ----
+            D_raw.requires_grad_(True)
+            d_loss, d_terms = D(cond, real[:, t], fake.detach(), out.hallucinated.detach(),
+                                real_clip, fake_clip, flows_d)
+            accelerator.backward(d_loss)
+            opt_d.step()
+            opt_d.zero_grad(set_to_none=True)
+
+            # ---- generator step (D frozen, called without its DDP wrapper) ----
+            D_raw.requires_grad_(False)
+            with accelerator.autocast():
+                terms = g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, n_past)
+            g_loss = L.weighted_sum(terms, weights)
+            if cfg.detach_prev:
+                accelerator.backward(g_loss)
+                for p in frozen:
+                    p.grad = None
+                opt_g.step()
+                opt_g.zero_grad(set_to_none=True)
+            else:  # gradients reach earlier frames through the fed-back outputs; one G update per clip
+                accelerator.backward(g_loss, retain_graph=True)
+                backprop_clip = True
+        add("loss_d", d_loss.detach())
+        add("loss_g", g_loss.detach())
+        for k, v in {**d_terms, **terms}.items():
+            add(k, v.detach())
+        history.append(fake.detach() if cfg.detach_prev else fake)
+
+    if backprop_clip:  # backprop through the whole clip: one G update
+        for p in frozen:
+            p.grad = None
+        opt_g.step()
+        opt_g.zero_grad(set_to_none=True)
+    D_raw.requires_grad_(True)
+    n = max(1, T - n_past)
+    stats = {k: v / n for k, v in sums.items()}
+    stats["_frames"] = n * src.shape[0]
+    return stats
+
+
+def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, n_past) -> dict[str, torch.Tensor]:
+    """The generator's loss terms at frame t (unweighted; names of v2v.losses.TERM_WEIGHTS)."""
+    real_t = real[:, t]
+    fake_feats = D_raw.image(torch.cat([cond, fake], 1))
+    raw_feats = D_raw.image(torch.cat([cond, out.hallucinated], 1))
+    with torch.no_grad():
+        real_feats = D_raw.image(torch.cat([cond, real_t], 1))
+    terms = {
+        "gan": L.lsgan_g_loss(fake_feats) + L.lsgan_g_loss(raw_feats),
+        "feature_matching": L.feature_matching_loss(real_feats, fake_feats, D_raw.cfg.n_layers)
+        + L.feature_matching_loss(real_feats, raw_feats, D_raw.cfg.n_layers),
+    }
+    if vgg is not None:
+        terms["vgg"] = L.vgg_loss(vgg, fake, real_t)
+    if out.flow is not None:
+        terms.update(L.flow_loss(out.flow, flow[:, t], real[:, t - 1], real_t, conf[:, t]))
+        terms["generator_warp"] = L.generator_warp_loss(fake, history[-1], flow[:, t], conf[:, t])
+        if cfg.mask_loss_always:
+            terms["mask"] = L.mask_loss(out.mask)
+    scales = D_raw.temporal_scales(t + 1)
+    if scales:
+        fake_clip = torch.stack([h.detach() for h in history] + [fake], 1)
+        real_clip = real[:, :t + 1]
+        flows_d = flow[:, 1:t + 1]
+        tg, tfm = 0.0, 0.0
+        for s in scales:
+            rw, fw = D_raw.temporal.windows(real_clip, flows_d, s)
+            kw, _ = D_raw.temporal.windows(fake_clip, None, s)
+            fk = D_raw.temporal(kw, fw, s)
+            with torch.no_grad():
+                rl = D_raw.temporal(rw, fw, s)
+            tg = tg + L.lsgan_g_loss(fk)
+            tfm = tfm + L.feature_matching_loss(rl, fk, D_raw.cfg.n_layers)
+        terms["temporal_gan"] = tg
+        terms["temporal_feature_matching"] = tfm
+    return terms
+
+
+@torch.no_grad()
+def generate_clip(G, E, item_or_batch, device, n_past):
+    """Run G over a clip with real first L frames: returns generated frames [B, T, 3, H, W] (first L real)."""
+    src = item_or_batch["source"].to(device)
+    real = item_or_batch["target"].to(device)
+    if src.dim() == 4:
+        src, real = src[None], real[None]
+    inst = item_or_batch.get("instance")
+    inst = None if inst is None else (inst[None] if inst.dim() == 4 else inst).to(device)
+    frames = [real[:, i] for i in range(n_past)]
+    for t in range(n_past, src.shape[1]):
+        style = _style(E, real, inst, t - n_past, t + 1) if E is not None else None
+        frames.append(G(src[:, t - n_past:t + 1], torch.stack(frames[-n_past:], 1), style=style).frame)
+    return torch.stack(frames, 1)
+
+
+def validate(G, E, val_ds: ClipDataset, accelerator, n_past: int) -> dict[str, float]:
+    """PSNR / SSIM of generated vs held-out frames (t >= L) and the temporal warping error (FACTS.md)."""
+    Gm = accelerator.unwrap_model(G)
+    Em = accelerator.unwrap_model(E) if E is not None else None
+    ps, ss, we, we_ref = [], [], [], []
+    for i in range(len(val_ds)):
+        item = val_ds[i]
+        gen = generate_clip(Gm, Em, item, accelerator.device, n_past)[0].float().cpu()  # [T, 3, H, W]
+        real = item["target"]
+        ps.append(float(psnr(gen[n_past:], real[n_past:]).mean()))
+        if min(real.shape[-2:]) >= 11:
+            ss.append(float(ssim(gen[n_past:], real[n_past:]).mean()))
+        ref_u8, gen_u8 = to_uint8_frames(real), to_uint8_frames(gen)
+        we.append(warping_error(ref_u8, gen_u8, cache=val_ds.flows).mean)
+        we_ref.append(warping_error(ref_u8, ref_u8, cache=val_ds.flows).mean)
+    out = {"psnr": float(np.mean(ps)), "warping_error": float(np.mean(we)),
+           "warping_error_real": float(np.mean(we_ref))}
+    if ss:
+        out["ssim"] = float(np.mean(ss))
+    return out
+
+
+def stats_sample(batch, G, E, accelerator, dcfg, n_past):
+    """The last frame of the first clip of the batch: (source preview, generated, real), each [3, H, W]."""
+    Gm = accelerator.unwrap_model(G)
+    Em = accelerator.unwrap_model(E) if E is not None else None
+    one = {k: v[:1] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() >= 4}
+    gen = generate_clip(Gm, Em, one, accelerator.device, n_past)[0, -1].float().cpu()
+    src = source_preview(one["source"][:, -1].cpu(), dcfg)[0]
+    return src, gen, one["target"][0, -1].cpu()
+
+
+def write_sample(parts, samples_dir: Path, step: int, accelerator, cfg: TrainConfig) -> None:
+    import cv2
+
+    strip = torch.cat(parts, dim=2)  # [3, H, 3W] source | generated | real
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    img = ((strip.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    cv2.imwrite(str(samples_dir / f"step{step:08d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if cfg.log_with == "tensorboard":
+        try:
+            writer = accelerator.get_tracker("tensorboard", unwrap=True)
+            writer.add_image("sample/source|generated|real", (strip.clamp(-1, 1) + 1) / 2, step)
+        except Exception as e:  # logging must never stop training
+            accelerator.print(f"warning: could not log the sample image: {e}")
+
+
+def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, final: bool) -> None:
+    """The nodes' safetensors (generator + config + training metadata); at the end also the style GMM."""
+    extra = {"v2v.train": json.dumps({"step": state.step, "task": cfg.task, "source_kind": dcfg.source_kind,
+                                      "preset": cfg.preset, "finished": final})}
+    if final and E is not None and accelerator.is_main_process:
+        gmm = fit_style_gmm(accelerator.unwrap_model(E), train_ds, dcfg.label_nc, cfg.style_gmm_components,
+                            accelerator.device)
+        extra["v2v.style_gmm"] = json.dumps(gmm)
+        accelerator.print(f"fitted style Gaussian mixtures for classes {sorted(gmm, key=int)}")
+    if accelerator.is_main_process:
+        save_generator(accelerator.unwrap_model(G), out_dir / "model.safetensors", extra_metadata=extra)
+    accelerator.wait_for_everyone()
+
+
+def _requested_cpu_processes() -> int:
+    """``accelerate launch --cpu --num_processes N`` (accelerate 1.x) starts ONE process and expects mpirun to
+    start the others.  Detect that case (the launcher's CPU flag and rendezvous address are set, no rank is)
+    and read N from the launcher's command line, so the documented command really trains on N processes."""
+    env = os.environ
+    if env.get("ACCELERATE_USE_CPU", "").lower() not in ("true", "1") or "MASTER_ADDR" not in env:
+        return 1
+    if any(k in env for k in ("WORLD_SIZE", "LOCAL_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")):
+        return 1
+    try:
+        args = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return 1
+    for i, a in enumerate(args):
+        if a.startswith("--num_processes=") or a.startswith("--num-processes="):
+            return int(a.split("=", 1)[1])
+        if a in ("--num_processes", "--num-processes") and i + 1 < len(args):
+            return int(args[i + 1])
+    return 1
+
+
+def _relaunch_with_torchrun(n: int) -> None:
+    """Replace this process by torch.distributed.run starting ``n`` CPU workers of this script (gloo)."""
+    env = os.environ
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--nnodes", "1",
+           "--master_addr", env.get("MASTER_ADDR", "127.0.0.1"), "--master_port", env.get("MASTER_PORT", "29500"),
+           str(Path(__file__).resolve()), *sys.argv[1:]]
+    print(f"train: starting {n} CPU processes with torch.distributed.run", file=sys.stderr, flush=True)
+    os.execv(sys.executable, cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        n = _requested_cpu_processes()
+        if n > 1:
+            _relaunch_with_torchrun(n)
+    p = argparse.ArgumentParser(description="Train a vid2vid generator (see the module docstring).")
+    p.add_argument("--config", help="YAML file (train/configs/*.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set data.root=data/street --set max_steps=2000")
+    p.add_argument("--out", help="shorthand for --set out_dir=...")
+    p.add_argument("--resume", action="store_true", help="continue from <out_dir>/checkpoints/latest")
+    a = p.parse_args(argv)
+    try:
+        cfg = load_config(a.config, a.set + ([f"out_dir={a.out}"] if a.out else []))
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        train(cfg, resume=a.resume)
+    except (DatasetError, FileNotFoundError, ValueError) as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
