@@ -1,0 +1,227 @@
+"""Vid2VidGenerate: a V2V_SOURCE through a vid2vid generator, as an IMAGE batch or streamed to a video file.
+
+The node is an OUTPUT_NODE, so a workflow ``loader -> Vid2VidGenerate`` is complete: in ``video_file`` mode
+it writes an mp4 under ComfyUI's output folder (memory flat in the video's length) and shows a few preview
+frames; in ``images`` mode it returns every frame as IMAGE (refused up front when that would not fit in
+RAM) for any IMAGE node (SaveImage, SaveAnimatedWEBP, VHS_VideoCombine, ...).  The work is
+:mod:`v2v.generate_video`; the model folder and cache are :mod:`.models`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from v2v.checkpoint import CheckpointError
+from v2v.generate_video import GenerateError, generate_images, generate_to_file, frame_range
+from v2v.sampler import PRECISIONS
+
+from . import models
+from ._comfy import SOURCE_TYPE, progress
+
+STYLE_TYPE = "V2V_STYLE"   # per-frame style features [style_nc, H, W] (tensor, [T, ...] tensor, or .get(t))
+OUTPUTS = ("video_file", "images")
+DEVICES = ("auto", "cpu", "cuda")
+PREVIEW_FRAMES = 4
+
+try:
+    import folder_paths as _folder_paths
+except Exception:  # noqa: BLE001
+    _folder_paths = None
+
+try:
+    import comfy.model_management as _mm
+except Exception:  # noqa: BLE001
+    _mm = None
+
+
+def pick_device(choice: str) -> str:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise GenerateError("device 'cuda' was chosen but CUDA is not available here; choose 'auto' or 'cpu'")
+    if choice != "auto":
+        return choice
+    if _mm is not None:
+        return str(_mm.get_torch_device())
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def output_device() -> torch.device:
+    return _mm.intermediate_device() if _mm is not None else torch.device("cpu")
+
+
+def output_directory() -> Path:
+    if _folder_paths is not None:
+        return Path(_folder_paths.get_output_directory())
+    return Path(os.environ.get("V2V_OUTPUT_DIR") or Path.cwd() / "output")
+
+
+def next_video_path(prefix: str, ext: str = ".mp4") -> tuple[Path, str, str]:
+    """``(path, filename, subfolder)`` of a new ``<prefix>_NNNNN_.mp4`` under the output directory."""
+    root = output_directory().resolve()
+    prefix = (prefix or "vid2vid").strip().replace("\\", "/")
+    target = (root / prefix).resolve()
+    if root != target and root not in target.parents:
+        raise GenerateError(f"filename_prefix {prefix!r} leaves ComfyUI's output directory")
+    folder, stem = target.parent, target.name or "vid2vid"
+    folder.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(re.escape(stem) + r"_(\d+)_")
+    used = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
+    name = f"{stem}_{max(used, default=0) + 1:05d}_{ext}"
+    return folder / name, name, str(folder.relative_to(root)) if folder != root else ""
+
+
+def _save_previews(preview: torch.Tensor, stem: str) -> list[dict]:
+    """Preview frames as PNGs in ComfyUI's temp folder, as ``ui.images`` records (shown on the node)."""
+    if _folder_paths is None or len(preview) == 0:
+        return []
+    import cv2
+
+    from v2v.tensors import image_to_uint8
+
+    folder = Path(_folder_paths.get_temp_directory())
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, rgb in enumerate(image_to_uint8(preview)):
+        name = f"{stem}_preview_{i:02d}.png"
+        cv2.imwrite(str(folder / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        records.append({"filename": name, "subfolder": "", "type": "temp"})
+    return records
+
+
+def run_generate(source, model_name="", output="video_file", seed=0, device="auto", precision="fp32", start_frame=0,
+                 max_frames=0, filename_prefix="vid2vid/vid2vid", first_frame=None, style=None, model_path="",
+                 available_ram=None):
+    """Everything the node does, callable without ComfyUI: ``(images, video_path, ui)``."""
+    if output not in OUTPUTS:
+        raise GenerateError(f"output must be one of {OUTPUTS}, got {output!r}")
+    frames = frame_range(source, start_frame, max_frames)           # an empty source fails before loading
+    dev = pick_device(device)
+    model = models.load_model(models.resolve_model(model_name, model_path), dev)
+    common = dict(start=start_frame, max_frames=max_frames, first_frame=first_frame, style=style, device=dev,
+                  precision=precision, seed=seed, progress=progress(len(frames)))
+    if output == "images":
+        images = generate_images(model, source, available=available_ram, **common)
+        return images.to(output_device()), "", {}
+    path, name, subfolder = next_video_path(filename_prefix)
+    result = generate_to_file(model, source, path, preview_frames=PREVIEW_FRAMES, **common)
+    video = {"filename": name, "subfolder": subfolder, "type": "output", "format": "video/mp4",
+             "frame_rate": result.fps, "frame_count": result.frames}
+    ui = {"images": _save_previews(result.preview, path.stem), "videos": [video]}
+    return result.preview.to(output_device()), str(result.path), ui
+
+
+class Vid2VidGenerate:
+    """Generate a video from a source (labels, sketch or pose) with a vid2vid model, frame by frame.
+    video_file: streams an mp4 to the output folder (any length) and returns a few preview frames;
+    images: returns every frame as an IMAGE batch (clips that fit in RAM)."""
+
+    CATEGORY = "vid2vid"
+    FUNCTION = "generate"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("images", "video_path")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "source": (SOURCE_TYPE,),
+                "model_name": (models.list_models(), {"tooltip": "a .safetensors generator in models/vid2vid"}),
+                "output": (list(OUTPUTS), {"default": "video_file",
+                                           "tooltip": "video_file: stream to an mp4 (flat memory) + preview; "
+                                                      "images: every frame as IMAGE"}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF}),
+                "device": (list(DEVICES), {"default": "auto"}),
+                "precision": (list(PRECISIONS), {"default": "fp32", "tooltip": "bf16: faster on recent GPUs"}),
+                "start_frame": ("INT", {"default": 0, "min": 0, "max": 1_000_000}),
+                "max_frames": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip": "0 = to the end"}),
+                "filename_prefix": ("STRING", {"default": "vid2vid/vid2vid"}),
+            },
+            "optional": {
+                "first_frame": ("IMAGE", {"tooltip": "real first frame(s) (up to the model's L) to start from"}),
+                "style": (STYLE_TYPE,),
+                "model_path": ("STRING", {"default": "", "tooltip": "a model file outside the list "
+                                          "(absolute, or relative to a vid2vid folder); overrides model_name"}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_name="", model_path=""):
+        try:
+            models.resolve_model(model_name, model_path)
+        except CheckpointError as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def IS_CHANGED(cls, model_name="", model_path="", **kwargs):
+        try:
+            return "|".join(map(str, models.fingerprint(models.resolve_model(model_name, model_path))))
+        except (CheckpointError, OSError) as e:
+            return f"invalid:{e}"
+
+    def generate(self, source, model_name, output, seed, device, precision, start_frame, max_frames, filename_prefix,
+                 **optional):
+        images, path, ui = run_generate(source, model_name, output, seed, device, precision, start_frame,
+                                        max_frames, filename_prefix, **optional)
+        return {"ui": ui, "result": (images, path)}
+
+
+NODE_CLASS_MAPPINGS = {"Vid2VidGenerate": Vid2VidGenerate}
+NODE_DISPLAY_NAME_MAPPINGS = {"Vid2VidGenerate": "vid2vid Generate"}
+
+
+def _v3_nodes() -> list[type]:
+    """The V3 twin (same node id, inputs and outputs), built only where ``comfy_api.latest`` exists."""
+    try:
+        from comfy_api.latest import io
+    except ImportError:
+        return []
+
+    spec = Vid2VidGenerate.INPUT_TYPES()
+
+    def _input(name, decl, optional):
+        kind, opts = decl[0], dict(decl[1]) if len(decl) > 1 else {}
+        tip = opts.pop("tooltip", None)
+        if isinstance(kind, list):
+            return io.Combo.Input(name, options=kind, default=opts.get("default"), tooltip=tip, optional=optional)
+        if kind == "INT":
+            return io.Int.Input(name, default=opts["default"], min=opts["min"], max=opts["max"], tooltip=tip,
+                                optional=optional)
+        if kind == "STRING":
+            return io.String.Input(name, default=opts.get("default", ""), tooltip=tip, optional=optional)
+        if kind == "IMAGE":
+            return io.Image.Input(name, tooltip=tip, optional=optional)
+        return io.Custom(kind).Input(name, tooltip=tip, optional=optional)
+
+    inputs = [_input(n, d, False) for n, d in spec["required"].items()]
+    inputs += [_input(n, d, True) for n, d in spec["optional"].items()]
+
+    class Vid2VidGenerateV3(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(node_id="Vid2VidGenerate", display_name=NODE_DISPLAY_NAME_MAPPINGS["Vid2VidGenerate"],
+                             category=Vid2VidGenerate.CATEGORY, description=Vid2VidGenerate.__doc__,
+                             is_output_node=True, inputs=inputs,
+                             outputs=[io.Image.Output(display_name="images"),
+                                      io.String.Output(display_name="video_path")])
+
+        @classmethod
+        def validate_inputs(cls, model_name="", model_path="", **kwargs):
+            return Vid2VidGenerate.VALIDATE_INPUTS(model_name, model_path)
+
+        @classmethod
+        def fingerprint_inputs(cls, model_name="", model_path="", **kwargs):
+            return Vid2VidGenerate.IS_CHANGED(model_name, model_path)
+
+        @classmethod
+        def execute(cls, source, **kwargs):
+            images, path, ui = run_generate(source, **kwargs)
+            return io.NodeOutput(images, path, ui=ui or None)
+
+    return [Vid2VidGenerateV3]
+
+
+V3_NODES = _v3_nodes()

@@ -1,0 +1,236 @@
+"""Vid2VidGenerate without ComfyUI, on tiny saved models (random weights: shapes and plumbing only)."""
+from __future__ import annotations
+
+import gc
+
+import psutil
+import pytest
+import torch
+
+import nodes as pack_nodes
+from nodes import models
+from nodes.vid2vid_generate import Vid2VidGenerate, run_generate
+from v2v import generate_video
+from v2v.checkpoint import CheckpointError, save_generator
+from v2v.config import GeneratorConfig
+from v2v.generate_video import GenerateError, check_ram, preview_indices
+from v2v.generator import Vid2VidGenerator
+from v2v.sources import SourceVideo
+from v2v.video_io import read_frames
+
+TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setenv("V2V_MODELS_DIR", str(folder))
+    monkeypatch.setenv("V2V_OUTPUT_DIR", str(tmp_path / "output"))
+    models.clear_cache()
+    yield folder
+    models.clear_cache()
+
+
+def save_model(folder, name="tiny.safetensors", **cfg):
+    torch.manual_seed(0)
+    model = Vid2VidGenerator(GeneratorConfig(**{"input_nc": 3, **TINY, **cfg}))
+    return save_generator(model, folder / name)
+
+
+def rgb_source(n=5, h=16, w=24, nc=3, kind="sketch", lazy=False):
+    g = torch.Generator().manual_seed(1)
+    frames = torch.rand(n, nc, h, w, generator=g) * 2 - 1
+    preview = torch.zeros(n, h, w, 3)
+    if lazy:  # frames made on demand, like a long label video
+        return SourceVideo(kind=kind, input_nc=nc, label_nc=0, height=h, width=w, fps=12.0, preview=preview[:1],
+                           getter=lambda i: torch.rand(nc, h, w, generator=torch.Generator().manual_seed(i)) * 2 - 1,
+                           num_frames=n)
+    return SourceVideo(kind=kind, input_nc=nc, label_nc=0, height=h, width=w, fps=12.0, preview=preview, frames=frames)
+
+
+def test_node_is_registered_with_its_contract():
+    assert pack_nodes.NODE_CLASS_MAPPINGS["Vid2VidGenerate"] is Vid2VidGenerate
+    spec = Vid2VidGenerate.INPUT_TYPES()
+    assert spec["required"]["source"] == ("V2V_SOURCE",)
+    assert Vid2VidGenerate.RETURN_TYPES == ("IMAGE", "STRING") and Vid2VidGenerate.OUTPUT_NODE
+
+
+def test_image_mode_frame_count_size_and_range(model_dir):
+    save_model(model_dir)
+    assert "tiny.safetensors" in models.list_models()
+    out = Vid2VidGenerate().generate(rgb_source(5), "tiny.safetensors", "images", 0, "cpu", "fp32", 0, 0, "x")
+    images, path = out["result"]
+    assert images.shape == (5, 16, 24, 3) and images.dtype == torch.float32
+    assert 0 <= float(images.min()) and float(images.max()) <= 1 and path == ""
+    assert float(images.std()) > 0
+    # start/max_frames pick a sub-range; the same seed gives the same frames
+    part = run_generate(rgb_source(5), "tiny.safetensors", "images", seed=0, start_frame=1, max_frames=2,
+                        device="cpu")[0]
+    assert part.shape == (2, 16, 24, 3)
+
+
+def test_model_cache_reloads_only_a_changed_file(model_dir):
+    path = save_model(model_dir)
+    a = models.load_model(path, "cpu")
+    assert models.load_model(path, "cpu") is a
+    save_model(model_dir, ngf=8)  # replaced on disk: new mtime/size
+    b = models.load_model(path, "cpu")
+    assert b is not a and b.cfg.ngf == 8
+
+
+def test_video_file_mode_writes_every_frame_with_flat_memory(model_dir, tmp_path):
+    save_model(model_dir)
+    images, path, ui = run_generate(rgb_source(6), "tiny.safetensors", "video_file", device="cpu",
+                                    filename_prefix="runs/clip")
+    video = read_frames(path)
+    assert video.size == (24, 16)
+    assert sum(1 for _ in video) == 6
+    assert images.shape == (4, 16, 24, 3)           # the preview: 4 frames spread over the clip
+    assert ui["videos"][0]["subfolder"] == "runs" and ui["videos"][0]["filename"].endswith(".mp4")
+    second = run_generate(rgb_source(2), "tiny.safetensors", "video_file", device="cpu", filename_prefix="runs/clip")[1]
+    assert second != path  # numbered, never overwritten
+
+
+def _rss_after_frames(model, source, n_frames, tmp_path, name):
+    """RSS sampled every frame while streaming ``n_frames`` frames to a file (after 20 warm-up frames)."""
+    proc = psutil.Process()
+    samples = []
+
+    def progress(done, total):
+        if done > 20:
+            samples.append(proc.memory_info().rss)
+
+    generate_video.generate_to_file(model, source, tmp_path / name, max_frames=n_frames, progress=progress,
+                                    preview_frames=4)
+    return samples
+
+
+def test_streaming_memory_does_not_grow_with_length(model_dir, tmp_path):
+    """300 frames at 128x96: an IMAGE batch would grow by ~44 MB; the stream must stay flat."""
+    path = save_model(model_dir)
+    model = models.load_model(path, "cpu")
+    source = rgb_source(300, h=96, w=128, lazy=True)
+    gc.collect()
+    samples = _rss_after_frames(model, source, 300, tmp_path, "long.mp4")
+    growth = samples[-1] - min(samples[:20])
+    assert growth < 12 * 2**20, f"RSS grew by {growth / 2**20:.1f} MB over 280 streamed frames"
+    assert sum(1 for _ in read_frames(tmp_path / "long.mp4")) == 300
+
+
+def test_ram_refusal_names_the_numbers(model_dir, monkeypatch):
+    save_model(model_dir)
+
+    class VM:
+        available = 50 * 2**20  # 50 MB
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: VM)
+    source = rgb_source(3, h=16, w=24)
+    source.num_frames = 10_000  # pretend: 10,000 frames of 2048x1024
+    source.height, source.width = 1024, 2048
+    source.frames, source.getter = None, lambda i: torch.zeros(3, 1024, 2048)
+    with pytest.raises(GenerateError) as err:
+        run_generate(source, "tiny.safetensors", "images", device="cpu")
+    msg = str(err.value)
+    assert "10000 frames at 2048x1024" in msg and "234.4 GB" in msg and "50.0 MB" in msg and "video_file" in msg
+    assert check_ram(2, 16, 16, available=10 * 2**20) == 2 * 16 * 16 * 3 * 4
+
+
+@pytest.mark.parametrize("case, message", [
+    ("channels", "has 4 channels per frame but the model takes input_nc=3"),
+    ("size", "multiples of 2: crop or resize the input video to e.g. 24x14"),
+    ("empty", "the source video is empty (0 frames)"),
+    ("start", "start_frame is 9 but the source has 5 frames"),
+    ("first_frame", "first_frame is 8x8 but the source frames are 24x16"),
+    ("style", "this model has no style input"),
+])
+def test_bad_inputs_give_their_message(model_dir, case, message):
+    save_model(model_dir)
+    source, kw = rgb_source(5), {}
+    if case == "channels":
+        source = rgb_source(5, nc=4)
+    elif case == "size":
+        source = rgb_source(5, h=15, w=25)
+    elif case == "empty":
+        source = SourceVideo(kind="sketch", input_nc=3, label_nc=0, height=16, width=24, fps=1.0,
+                             preview=torch.zeros(0, 16, 24, 3), frames=torch.zeros(0, 3, 16, 24))
+    elif case == "start":
+        kw["start_frame"] = 9
+    elif case == "first_frame":
+        kw["first_frame"] = torch.rand(1, 8, 8, 3)
+    elif case == "style":
+        kw["style"] = torch.zeros(2, 16, 24)
+    with pytest.raises(GenerateError) as err:
+        run_generate(source, "tiny.safetensors", "images", device="cpu", **kw)
+    assert message in str(err.value)
+
+
+def test_label_model_hints_how_to_load_the_labels(model_dir):
+    save_model(model_dir, "labels.safetensors", input_nc=6, label_nc=5)
+    source = SourceVideo(kind="label", input_nc=5, label_nc=5, height=16, width=16, fps=1.0,
+                         preview=torch.zeros(2, 16, 16, 3), frames=torch.zeros(2, 5, 16, 16))
+    with pytest.raises(GenerateError, match="label_nc=5 and instance_boundary=on"):
+        run_generate(source, "labels.safetensors", "images", device="cpu")
+    with pytest.raises(GenerateError, match="feed it a LabelVideoLoader source"):
+        run_generate(rgb_source(2, h=16, w=16), "labels.safetensors", "images", device="cpu")
+
+
+def test_first_frame_is_the_first_output(model_dir):
+    save_model(model_dir)
+    first = torch.rand(1, 16, 24, 3)
+    images = run_generate(rgb_source(3), "tiny.safetensors", "images", device="cpu", first_frame=first)[0]
+    assert torch.allclose(images[0], first, atol=1e-6)
+
+
+def test_foreign_and_non_safetensors_files_are_refused(model_dir):
+    torch.save({"w": torch.zeros(2)}, model_dir / "old.pth")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(model_dir / "sd.safetensors"))
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        run_generate(rgb_source(2), "old.pth", "images", device="cpu")
+    with pytest.raises(CheckpointError, match="not a vid2vid generator"):
+        run_generate(rgb_source(2), "sd.safetensors", "images", device="cpu")
+    assert "is not in the vid2vid model folders" in Vid2VidGenerate.VALIDATE_INPUTS("nope.safetensors")
+    assert Vid2VidGenerate.VALIDATE_INPUTS("sd.safetensors") is True  # exists; what it holds is checked on run
+
+
+def test_explicit_model_path_and_fingerprint(model_dir, tmp_path):
+    elsewhere = save_model(tmp_path, "elsewhere.safetensors")
+    images = run_generate(rgb_source(2), "", "images", device="cpu", model_path=str(elsewhere))[0]
+    assert images.shape[0] == 2
+    before = Vid2VidGenerate.IS_CHANGED("", str(elsewhere))
+    save_model(tmp_path, "elsewhere.safetensors", ngf=8)
+    assert Vid2VidGenerate.IS_CHANGED("", str(elsewhere)) != before
+
+
+def test_preview_indices_spread_over_the_clip():
+    assert preview_indices(10, 4) == [0, 3, 6, 9]
+    assert preview_indices(3, 4) == [0, 1, 2]
+    assert preview_indices(0, 4) == []
+
+
+def test_progress_is_called_per_frame_and_can_interrupt(model_dir):
+    path = save_model(model_dir)
+    model = models.load_model(path, "cpu")
+    calls = []
+
+    class Interrupted(Exception):
+        pass
+
+    def progress(done, total):
+        calls.append((done, total))
+        if done == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        generate_video.generate_images(model, rgb_source(6), progress=progress)
+    assert calls == [(1, 6), (2, 6), (3, 6)]
