@@ -111,10 +111,11 @@ def extract_source(task: str, frames, *, sketch_mode: str = "auto", keypoints: s
 
 # ---------------------------------------------------------------------------------------------------------
 # writing
-def _write_png(path: Path, image: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", image)
+def _write_image(path: Path, image: np.ndarray) -> None:
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else []
+    ok, data = cv2.imencode(path.suffix, image, params)
     if not ok:
-        raise PrepareError(f"{path}: PNG encoding failed")
+        raise PrepareError(f"{path}: {path.suffix} encoding failed")
     data.tofile(str(path))
 
 
@@ -130,9 +131,15 @@ def source_entries(source) -> dict[str, Any]:
     return entries
 
 
-def write_sequence(seq_dir: Path, target_rgb: np.ndarray, source) -> dict[str, Any]:
-    """Write one sequence (atomically: temp folder + rename); returns its DataConfig entries."""
+def write_sequence(seq_dir: Path, target_rgb: np.ndarray, source, frames: range | None = None, *,
+                   target_format: str = "png") -> dict[str, Any]:
+    """Write frames ``frames`` (default: all) as one sequence (atomically: temp folder + rename);
+    returns its DataConfig entries.  ``target_format="jpg"`` stores targets as JPEG (quality 95): about
+    8x smaller, for datasets that must travel; sources are always lossless."""
+    if target_format not in ("png", "jpg"):
+        raise PrepareError(f"--target-format must be png or jpg, got {target_format!r}")
     T = len(target_rgb)
+    frames = range(T) if frames is None else frames
     if len(source) != T:
         raise PrepareError(f"extractor returned {len(source)} source frames for {T} video frames")
     if (source.height, source.width) != tuple(target_rgb.shape[1:3]):
@@ -148,8 +155,9 @@ def write_sequence(seq_dir: Path, target_rgb: np.ndarray, source) -> dict[str, A
         entries = source_entries(source)
         kind = entries["source_kind"]
         used_ignore = False
-        for t in range(T):
-            _write_png(tmp / "target" / f"{t:06d}.png", cv2.cvtColor(target_rgb[t], cv2.COLOR_RGB2BGR))
+        for out_t, t in enumerate(frames):
+            name = f"{out_t:06d}"
+            _write_image(tmp / "target" / f"{name}.{target_format}", cv2.cvtColor(target_rgb[t], cv2.COLOR_RGB2BGR))
             frame = source.get(t).numpy()
             if kind == "labels":
                 onehot = frame[: source.label_nc]
@@ -158,12 +166,12 @@ def write_sequence(seq_dir: Path, target_rgb: np.ndarray, source) -> dict[str, A
                 if empty.any():
                     ids[empty] = IGNORE_ID
                     used_ignore = True
-                _write_png(tmp / "source" / f"{t:06d}.png", ids.astype(np.uint8 if ids.max() < 256 else np.uint16))
+                _write_image(tmp / "source" / f"{name}.png", ids.astype(np.uint8 if ids.max() < 256 else np.uint16))
             elif kind == "rgb":
                 rgb = np.clip(np.rint((frame.transpose(1, 2, 0) + 1) * 127.5), 0, 255).astype(np.uint8)
-                _write_png(tmp / "source" / f"{t:06d}.png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                _write_image(tmp / "source" / f"{name}.png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             else:
-                np.save(tmp / "source" / f"{t:06d}.npy", frame.astype(np.float16))
+                np.save(tmp / "source" / f"{name}.npy", frame.astype(np.float16))
         if used_ignore:
             if source.label_nc > IGNORE_ID:
                 raise PrepareError(f"label_nc {source.label_nc} leaves no free id for ignored pixels")
@@ -199,8 +207,13 @@ def update_dataset_json(out: Path, entries: dict[str, Any], task: str, *, dry_ru
 
 def prepare(task: str, video: str | os.PathLike, out: str | os.PathLike, *, split: str = "train",
             sequence: str | None = None, max_frames: int | None = None, max_side: int | None = None,
-            stride: int = 1, log=print, **extract_kwargs) -> Path:
-    """Decode ``video``, extract its source for ``task`` and write one sequence; returns its folder."""
+            stride: int = 1, start: int = 0, val_fraction: float = 0.0, target_format: str = "png", log=print,
+            **extract_kwargs) -> Path:
+    """Decode ``video``, extract its source for ``task`` and write one sequence; returns its folder.
+
+    ``val_fraction`` > 0 extracts the video ONCE and writes its first frames to ``train/<name>`` and the
+    last ``val_fraction`` of them to ``val/<name>`` (held-out frames from the same extraction, so e.g.
+    pseudo-label ids mean the same class in both)."""
     from v2v.sources import read_video
 
     if task not in TASKS:
@@ -209,19 +222,28 @@ def prepare(task: str, video: str | os.PathLike, out: str | os.PathLike, *, spli
         raise PrepareError(f"--split must be train or val, got {split!r}")
     out = Path(out)
     video = Path(video)
-    frames = read_video(video, max_frames=max_frames, stride=stride, max_side=max_side)
+    if not 0 <= val_fraction < 1:
+        raise PrepareError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    frames = read_video(video, max_frames=max_frames, stride=stride, max_side=max_side, start=start)
     h, w = frames.rgb.shape[1:3]
     log(f"{video}: {len(frames.rgb)} frames of {w}x{h}; extracting {task} sources")
     source = extract_source(task, frames, log=log, **extract_kwargs)
     name = sequence or video.stem
-    seq_dir = out / split / name
+    T = len(frames.rgb)
+    n_train = T - round(T * val_fraction) if val_fraction else T
+    parts = [(split, range(n_train))] + ([("val", range(n_train, T))] if val_fraction else [])
+    seq_dirs = [out / part / name for part, _ in parts]
     update_dataset_json(out, source_entries(source), task, dry_run=True)  # refuse before writing anything
-    entries = write_sequence(seq_dir, frames.rgb, source)
-    data = update_dataset_json(out, entries, task)
+    for existing in (d for d in seq_dirs if d.exists()):
+        raise PrepareError(f"{existing} already exists; choose another --sequence name or delete it")
+    for seq_dir, (_, indices) in zip(seq_dirs, parts):
+        entries = write_sequence(seq_dir, frames.rgb, source, indices, target_format=target_format)
+        data = update_dataset_json(out, entries, task)
+        log(f"wrote {seq_dir} ({len(indices)} frames)")
     if source.report:
         log(f"extractor report: {json.dumps(source.report, default=str)}")
-    log(f"wrote {seq_dir} ({len(frames.rgb)} frames); dataset.json: {json.dumps(data, sort_keys=True)}")
-    return seq_dir
+    log(f"dataset.json: {json.dumps(data, sort_keys=True)}")
+    return seq_dirs[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
+    p.add_argument("--start", type=int, default=0, help="first frame to use")
+    p.add_argument("--target-format", default="png", choices=("png", "jpg"),
+                   help="how target frames are stored (jpg: quality 95, ~8x smaller)")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="also write the last fraction of the frames as a held-out val/ sequence")
     p.add_argument("--sketch-mode", default="auto", choices=("auto", "face", "edges"))
     p.add_argument("--keypoints", default=None, help="pose: folder of OpenPose JSON files (skips mediapipe)")
     p.add_argument("--labels", default=None, help="labels: folder of id PNGs matching the video's frames")
@@ -242,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         prepare(a.task, a.video, a.out, split=a.split, sequence=a.sequence, max_frames=a.max_frames,
-                max_side=a.max_side, stride=a.stride, sketch_mode=a.sketch_mode, keypoints=a.keypoints,
+                max_side=a.max_side, stride=a.stride, start=a.start, val_fraction=a.val_fraction,
+                target_format=a.target_format, sketch_mode=a.sketch_mode, keypoints=a.keypoints,
                 labels=a.labels, label_nc=a.label_nc)
     except (PrepareError, ValueError, ImportError, OSError) as e:
         print(f"prepare: error: {e}", file=sys.stderr)

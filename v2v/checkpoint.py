@@ -114,6 +114,9 @@ def save_generator(
         with open(tmp, "rb+") as f:  # save_file does not fsync; make the bytes durable before the rename
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any other file
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

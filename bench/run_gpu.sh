@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Everything measured on a CUDA card in one go (a lent GPU is short-lived): generator speed/memory,
+# trainer throughput, and the sample models' training.  Usage, from the repo root, with the datasets of
+# `python scripts/sample_models.py prepare` in .cache/datasets (or as .carry/*.tgz archives of them):
+#     OUT=bench/results/<card> bash bench/run_gpu.sh
+set -u
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+OUT=${OUT:-bench/results/gpu}
+mkdir -p "$OUT" .cache/datasets
+for f in .carry/*.tgz; do [ -f "$f" ] && tar xzf "$f" -C .cache/datasets; done
+{
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, accelerate, cv2; print('torch', torch.__version__, 'accelerate', accelerate.__version__, 'cv2', cv2.__version__)"
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+echo "== generator speed and memory"
+timeout 170 python3 bench/gpu_bench.py --out "$OUT/gpu_bench.jsonl"
+echo "== trainer throughput"
+timeout 45 python3 bench/train_throughput.py --preset compact --size 512x256 --mixed-precision bf16 --steps 4 | tee "$OUT/train_throughput.jsonl"
+echo "== sample models"
+python3 scripts/sample_models.py train --tasks "${V2V_TASKS:-street,face,body}" \
+    --seconds "${V2V_TRAIN_SECONDS:-90}" --mixed-precision bf16 \
+    --device-note "$CARD, bf16, torch $(python3 -c 'import torch; print(torch.__version__)')"
+} 2>&1 | grep --line-buffered -v "it/s\]$" | tee "$OUT/log.txt"
+cp models/vid2vid/*.safetensors models/vid2vid/*.json "$OUT/" 2>/dev/null
+tar czf "$OUT/training_logs.tgz" out/sample_models/*/losses.jsonl out/sample_models/*/samples 2>/dev/null
+ls -la "$OUT"
