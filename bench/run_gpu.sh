@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything measured on a CUDA card in one go (a lent GPU is short-lived): generator speed/memory,
 # trainer throughput, and the sample models' training.  Usage, from the repo root, with the datasets of
-# `python scripts/sample_models.py prepare` in .cache/datasets (or as .carry/*.tgz archives of them):
+# `python scripts/footage_models.py prepare` in .cache/datasets (or as .carry/*.tgz archives of them):
 #     OUT=bench/results/<card> bash bench/run_gpu.sh
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
@@ -17,10 +17,10 @@ timeout 170 python3 bench/gpu_bench.py --out "$OUT/gpu_bench.jsonl"
 echo "== trainer throughput"
 timeout 45 python3 bench/train_throughput.py --preset compact --size 512x256 --mixed-precision bf16 --steps 4 | tee "$OUT/train_throughput.jsonl"
 echo "== sample models"
-python3 scripts/sample_models.py train --tasks "${V2V_TASKS:-street,face,body}" \
+python3 scripts/footage_models.py train --tasks "${V2V_TASKS:-street,face,body}" \
     --seconds "${V2V_TRAIN_SECONDS:-90}" --mixed-precision bf16 \
     --device-note "$CARD, bf16, torch $(python3 -c 'import torch; print(torch.__version__)')"
 } 2>&1 | grep --line-buffered -v "it/s\]$" | tee "$OUT/log.txt"
 cp models/vid2vid/*.safetensors models/vid2vid/*.json "$OUT/" 2>/dev/null
-tar czf "$OUT/training_logs.tgz" out/sample_models/*/losses.jsonl out/sample_models/*/samples 2>/dev/null
+tar czf "$OUT/training_logs.tgz" out/footage_models/*/losses.jsonl out/footage_models/*/samples 2>/dev/null
 ls -la "$OUT"

