@@ -93,3 +93,28 @@ def file_fingerprint(path: str) -> str:
 
 def frame_limit(max_frames: int) -> int | None:
     return int(max_frames) if max_frames and int(max_frames) > 0 else None
+
+
+def video_inputs(path_tooltip: str, **extra) -> dict:
+    """The optional inputs every source node takes: an IMAGE batch or a path under the input directory,
+    node-specific ``extra`` inputs, a frame cap and the fps."""
+    return {
+        "images": ("IMAGE",),
+        "path": ("STRING", {"default": "", "tooltip": path_tooltip}),
+        **extra,
+        "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000}),
+        "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 240.0}),
+    }
+
+
+class SourceNode:
+    """What the source nodes share: category, outputs' first two types, and IS_CHANGED over the file inputs
+    named in ``PATH_INPUTS`` (ComfyUI passes every input to IS_CHANGED).  VALIDATE_INPUTS stays on each node
+    with explicit parameters: ComfyUI passes it only the inputs its signature names."""
+
+    CATEGORY = "vid2vid/sources"
+    PATH_INPUTS: tuple[str, ...] = ("path",)
+
+    @classmethod
+    def IS_CHANGED(cls, **inputs):
+        return "".join(file_fingerprint(inputs.get(name, "")) for name in cls.PATH_INPUTS)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from v2v import labels, pseudo_labels
 from v2v.sources import as_frames
 
-from ._comfy import SOURCE_TYPE, file_fingerprint, frame_limit, progress, resolve_input_path, validate_input_path
+from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
+                     video_inputs)
 
 FORMATS = ("cityscapes_labelIds", "cityscapes_trainIds", "cityscapes_color", "ids", "color", "pseudo")
 _SETS = {"cityscapes_labelIds": ("cityscapes", "ids"), "cityscapes_trainIds": ("cityscapes_train", "ids"),
@@ -40,12 +41,12 @@ def load_labels(label_format, label_nc, instance_boundary, images=None, path="",
                               fps=fps, max_frames=n, progress=progress())
 
 
-class LabelVideoLoader:
+class LabelVideoLoader(SourceNode):
     """Semantic label video for vid2vid: Cityscapes labelIds/trainIds/color PNG folders, any id or
     color-coded maps, or pseudo-labels (k-means + moving-person masks) of your own footage."""
 
-    CATEGORY = "vid2vid/sources"
     FUNCTION = "load"
+    PATH_INPUTS = ("path", "instance_path")
     RETURN_TYPES = (SOURCE_TYPE, "IMAGE")
     RETURN_NAMES = ("source", "preview")
 
@@ -58,21 +59,13 @@ class LabelVideoLoader:
                                      "tooltip": "one-hot channels; 0 = the label set's (35 labelIds, 19 trainIds, k+1 pseudo)"}),
                 "instance_boundary": ("BOOLEAN", {"default": True}),
             },
-            "optional": {
-                "images": ("IMAGE",),
-                "path": ("STRING", {"default": "", "tooltip": "folder of label PNGs or a video, under the input directory"}),
-                "instance_path": ("STRING", {"default": ""}),
-                "remap": ("STRING", {"default": "", "multiline": True, "tooltip": "e.g. vegetation->building, 26->24"}),
-                "pseudo_k": ("INT", {"default": 8, "min": 2, "max": 64}),
-                "person_mask": (["mog2", "selfie", "both", "none"], {"default": "mog2"}),
-                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000}),
-                "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 240.0}),
-            },
+            "optional": video_inputs(
+                "folder of label PNGs or a video, under the input directory",
+                instance_path=("STRING", {"default": ""}),
+                remap=("STRING", {"default": "", "multiline": True, "tooltip": "e.g. vegetation->building, 26->24"}),
+                pseudo_k=("INT", {"default": 8, "min": 2, "max": 64}),
+                person_mask=(["mog2", "selfie", "both", "none"], {"default": "mog2"})),
         }
-
-    @classmethod
-    def IS_CHANGED(cls, path="", instance_path="", **kwargs):
-        return file_fingerprint(path) + file_fingerprint(instance_path)
 
     @classmethod
     def VALIDATE_INPUTS(cls, path="", instance_path=""):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from v2v import pose
 
-from ._comfy import SOURCE_TYPE, file_fingerprint, frame_limit, progress, resolve_input_path, validate_input_path
+from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
+                     video_inputs)
 
 
 def extract_pose(detector_crops="auto", smooth=True, images=None, path="", pose_keypoint=None, max_frames=0, fps=30.0):
@@ -21,11 +22,10 @@ def extract_pose(detector_crops="auto", smooth=True, images=None, path="", pose_
                            max_frames=frame_limit(max_frames), progress=progress())
 
 
-class PoseExtract:
+class PoseExtract(SourceNode):
     """Body pose for vid2vid: mediapipe keypoints (moving-region crops for small people) or POSE_KEYPOINT
     from DWPose/OpenPose, rendered as an OpenPose-colored skeleton video."""
 
-    CATEGORY = "vid2vid/sources"
     FUNCTION = "extract"
     RETURN_TYPES = (SOURCE_TYPE, "IMAGE", "POSE_KEYPOINT")
     RETURN_NAMES = ("source", "preview", "pose_keypoint")
@@ -38,18 +38,9 @@ class PoseExtract:
                                    "tooltip": "mediapipe on whole frames, on crops of moving regions, or both"}),
                 "smooth": ("BOOLEAN", {"default": True}),
             },
-            "optional": {
-                "images": ("IMAGE",),
-                "path": ("STRING", {"default": "", "tooltip": "video, image folder or OpenPose JSON folder under the input directory"}),
-                "pose_keypoint": ("POSE_KEYPOINT",),
-                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000}),
-                "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 240.0}),
-            },
+            "optional": video_inputs("video, image folder or OpenPose JSON folder under the input directory",
+                                     pose_keypoint=("POSE_KEYPOINT",)),
         }
-
-    @classmethod
-    def IS_CHANGED(cls, path="", **kwargs):
-        return file_fingerprint(path)
 
     @classmethod
     def VALIDATE_INPUTS(cls, path=""):

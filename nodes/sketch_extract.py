@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from v2v import sketch
 
-from ._comfy import SOURCE_TYPE, file_fingerprint, frame_limit, progress, resolve_input_path, validate_input_path
+from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
+                     video_inputs)
 
 
 def extract_sketch(mode="face", distance_transform=True, canny_outside_face=True, canny_sigma=0.33, images=None,
@@ -19,11 +20,10 @@ def extract_sketch(mode="face", distance_transform=True, canny_outside_face=True
                               fps=fps, max_frames=n, progress=cb)
 
 
-class SketchExtract:
+class SketchExtract(SourceNode):
     """Sketch for vid2vid: the paper's face sketch (dlib 68 landmarks as part polylines, Canny outside
     the face, per-part distance maps) or a Canny edge sketch of any video."""
 
-    CATEGORY = "vid2vid/sources"
     FUNCTION = "extract"
     RETURN_TYPES = (SOURCE_TYPE, "IMAGE")
     RETURN_NAMES = ("source", "preview")
@@ -37,17 +37,8 @@ class SketchExtract:
                 "canny_outside_face": ("BOOLEAN", {"default": True}),
                 "canny_sigma": ("FLOAT", {"default": 0.33, "min": 0.05, "max": 1.0, "step": 0.01}),
             },
-            "optional": {
-                "images": ("IMAGE",),
-                "path": ("STRING", {"default": "", "tooltip": "video or image folder under the input directory"}),
-                "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000}),
-                "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 240.0}),
-            },
+            "optional": video_inputs("video or image folder under the input directory"),
         }
-
-    @classmethod
-    def IS_CHANGED(cls, path="", **kwargs):
-        return file_fingerprint(path)
 
     @classmethod
     def VALIDATE_INPUTS(cls, path=""):

@@ -23,13 +23,6 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_model(cfg: GeneratorConfig, seed: int = 0) -> Vid2VidGenerator:
     torch.manual_seed(seed)

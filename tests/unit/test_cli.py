@@ -22,13 +22,6 @@ TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1)
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def write_png(path, image):
     assert cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

@@ -16,14 +16,6 @@ TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
 H = W = 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are fastest single-threaded (and 2-core CI runners thrash otherwise)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_model(seed: int = 0, **overrides) -> Vid2VidGenerator:
     torch.manual_seed(seed)
