@@ -42,6 +42,13 @@ TASKS: dict[str, tuple[list[str], list[str]]] = {
              ["--config", "train/configs/pose_body.yaml", "--set", "data.load_size=[288,384]",
               "--set", "data.crop_size=[288,384]"]),
 }
+# The paper's Table 2 comparisons as config switches of the same trainer (same data, same budget):
+# variant -> (dataset / task it belongs to, extra overrides)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "street_perframe": ("street", ["--set", "model.use_flow=false"]),   # "no flow warping": pix2pixHD-like
+    "street_nofg": ("street", ["--set", "model.foreground=false"]),     # no foreground-background prior
+    "street_nodv": ("street", ["--set", "disc.n_temporal_scales=0"]),   # no video discriminator D_V
+}
 COMMON = ["--set", "preset=small", "--set", "model.ngf=24", "--set", "max_steps=1000000",
           "--set", "decay_start=1000000", "--set", "n_frames_start=4", "--set", "n_frames_max=8",
           "--set", "double_every=400", "--set", "save_every=200", "--set", "val_every=400",
@@ -59,13 +66,20 @@ def prepare(names: list[str]) -> None:
                         "--target-format", "jpg"], cwd=ROOT, check=True)
 
 
-def train(names: list[str], seconds: float, mixed_precision: str, device_note: str, out_root: Path) -> None:
-    MODELS.mkdir(parents=True, exist_ok=True)
+def train(names: list[str], seconds: float, mixed_precision: str, device_note: str, out_root: Path,
+          steps: int | None = None, models: Path = MODELS) -> None:
+    """Train each task or variant for ``seconds`` of wall clock, or for exactly ``steps`` clips (an equal
+    budget for comparisons: the clip length then doubles half way), and copy its model into ``models``."""
+    models.mkdir(parents=True, exist_ok=True)
     for name in names:
-        _, overrides = TASKS[name]
+        dataset, extra = VARIANTS.get(name, (name, []))
+        overrides = TASKS[dataset][1] + extra
+        budget = [] if steps is None else ["--set", f"max_steps={steps}", "--set", f"decay_start={steps}",
+                                           "--set", f"double_every={max(1, steps // 2)}"]
         out = out_root / name
-        cmd = [sys.executable, "train/train.py", *overrides, *COMMON, "--set", f"data.root={(DATASETS / name).relative_to(ROOT)}",
-               "--set", f"mixed_precision={mixed_precision}", "--out", str(out)]
+        cmd = [sys.executable, "train/train.py", *overrides, *COMMON, *budget,
+               "--set", f"data.root={(DATASETS / dataset).relative_to(ROOT)}",
+               "--set", f"mixed_precision={mixed_precision}", "--out", str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out)]
         print(" ".join(cmd), flush=True)
         t0 = time.time()
         proc = subprocess.Popen(cmd, cwd=ROOT)
@@ -77,30 +91,33 @@ def train(names: list[str], seconds: float, mixed_precision: str, device_note: s
         if proc.returncode not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
             raise SystemExit(f"{name}: trainer exited with {proc.returncode}")
         losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
-        shutil.copy(out / "model.safetensors", MODELS / f"{name}.safetensors")
+        shutil.copy(out / "model.safetensors", models / f"{name}.safetensors")
         record = {"task": name, "steps": losses[-1]["step"] if losses else 0, "seconds": round(time.time() - t0),
                   "device": device_note, "mixed_precision": mixed_precision, "command": " ".join(cmd[1:])}
-        (MODELS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        (models / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
         print(json.dumps(record), flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=("prepare", "train"))
-    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated subset of " + ",".join(TASKS))
+    ap.add_argument("--tasks", default=",".join(TASKS),
+                    help="comma-separated subset of " + ",".join([*TASKS, *VARIANTS]))
     ap.add_argument("--seconds", type=float, default=600, help="wall-clock training budget per model")
+    ap.add_argument("--steps", type=int, default=None, help="train exactly this many clips instead (equal budgets)")
+    ap.add_argument("--models", default=str(MODELS), help="where the trained models are copied")
     ap.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
     ap.add_argument("--device-note", default="", help="where this ran, recorded next to the model")
     ap.add_argument("--runs", default=str(ROOT / "out" / "footage_models"), help="training output folders")
     a = ap.parse_args()
     names = [n for n in a.tasks.split(",") if n]
-    unknown = sorted(set(names) - set(TASKS))
+    unknown = sorted(set(names) - set(TASKS) - set(VARIANTS))
     if unknown:
-        raise SystemExit(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
+        raise SystemExit(f"unknown tasks {unknown}; choose from {sorted([*TASKS, *VARIANTS])}")
     if a.action == "prepare":
-        prepare(names)
+        prepare(sorted({VARIANTS.get(n, (n,))[0] for n in names}))
     else:
-        train(names, a.seconds, a.mixed_precision, a.device_note, Path(a.runs))
+        train(names, a.seconds, a.mixed_precision, a.device_note, Path(a.runs).resolve(), a.steps, Path(a.models))
 
 
 if __name__ == "__main__":
