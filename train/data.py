@@ -60,12 +60,7 @@ import torch
 from v2v.optical_flow import FlowCache, FlowParams
 from v2v.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, read_frames, read_image
 
-try:  # the source engineer's label helpers (one-hot, instance edges, id PNG reader)
-    from v2v.labels import instance_boundary as _instance_boundary
-    from v2v.labels import one_hot as _label_one_hot
-    from v2v.labels import read_id_png as _read_id_png_labels
-except ImportError:  # pragma: no cover - v2v.labels is part of the package
-    _instance_boundary = _label_one_hot = _read_id_png_labels = None
+from v2v.labels import instance_boundary, one_hot, read_id_png
 
 SOURCE_KINDS = ("labels", "rgb", "array")
 SPLITS = ("train", "val")
@@ -148,40 +143,20 @@ def read_dataset_json(root: str | os.PathLike) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 # frame files
 def _read_ids(path: Path) -> np.ndarray:
-    """An integer id map [H, W] int32 from an 8/16-bit PNG."""
-    if _read_id_png_labels is not None:
-        try:
-            return _read_id_png_labels(path)
-        except ValueError as e:  # SourceError names only the frame; we name the file
-            raise DatasetError(f"{path}: {e}") from None
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # pragma: no cover
-    if img is None:  # pragma: no cover
-        raise DatasetError(f"{path}: cannot read this image (corrupt or not an image)")
-    return (img if img.ndim == 2 else img[..., 0]).astype(np.int32)  # pragma: no cover
+    """An integer id map [H, W] from an 8/16-bit PNG; errors name the file."""
+    try:
+        return read_id_png(path)
+    except ValueError as e:  # SourceError names only the frame; we name the file
+        raise DatasetError(f"{path}: {e}") from None
 
 
 def _one_hot(ids: np.ndarray, label_nc: int, ignore_ids: tuple[int, ...], name: str) -> torch.Tensor:
-    """[H, W] ids -> [label_nc, H, W] float32 (ignored ids: all zeros)."""
-    if _label_one_hot is not None:
-        try:
-            return _label_one_hot(ids, label_nc, ignore_ids=ignore_ids, frame=name)
-        except ValueError as e:
-            raise DatasetError(str(e)) from None
-    # TODO: remove once v2v.labels is guaranteed (it is part of the package now)
-    t = torch.from_numpy(ids.astype(np.int64))  # pragma: no cover
-    out = torch.zeros((label_nc, *t.shape))  # pragma: no cover
-    out.scatter_(0, t.clamp(0, label_nc - 1)[None], ((t >= 0) & (t < label_nc))[None].float())  # pragma: no cover
-    return out  # pragma: no cover
+    """[H, W] ids -> [label_nc, H, W] float32 (ignored ids: all zeros); out-of-range ids are a DatasetError."""
+    try:
+        return one_hot(ids, label_nc, ignore_ids=ignore_ids, frame=name)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
 
-
-def _boundary(instance: np.ndarray) -> np.ndarray:
-    if _instance_boundary is not None:
-        return _instance_boundary(instance)
-    # TODO: remove once v2v.labels is guaranteed (it is part of the package now)
-    edge = np.zeros(instance.shape, bool)  # pragma: no cover
-    dx, dy = instance[:, 1:] != instance[:, :-1], instance[1:] != instance[:-1]  # pragma: no cover
-    edge[:, 1:] |= dx; edge[:, :-1] |= dx; edge[1:] |= dy; edge[:-1] |= dy  # noqa: E702  # pragma: no cover
-    return edge  # pragma: no cover
 
 
 class FrameList:
@@ -558,7 +533,7 @@ class ClipDataset(torch.utils.data.Dataset):
                                   for s, k in zip(src, idx)])]
             if instances is not None:
                 inst = [crop(m) for m in instances]
-                parts.append(torch.from_numpy(np.stack([_boundary(m) for m in inst]).astype(np.float32))[:, None])
+                parts.append(torch.from_numpy(np.stack([instance_boundary(m) for m in inst]).astype(np.float32))[:, None])
             source = torch.cat(parts, 1)
         elif kind == "rgb":
             source = torch.from_numpy(np.stack([crop(s) for s in src])).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -112,3 +112,22 @@ def test_labels_from_pseudo_labels(video, tmp_path):
     cfg = _config(out)
     item = ClipDataset(cfg, validate_dataset(cfg, "train"), n_frames=2)[0]
     assert item["source"].shape == (2, 5, 48, 64)
+
+
+def test_val_fraction_splits_one_extraction_in_time_and_jpg_targets(video, tmp_path):
+    path, _ = video
+    out = tmp_path / "ds"
+    prepare("sketch", path, out, sketch_mode="edges", val_fraction=1 / 3, target_format="jpg", log=lambda *_: None)
+    train_seq, val_seq = out / "train" / "clip", out / "val" / "clip"
+    assert len(list((train_seq / "target").glob("*.jpg"))) == 4
+    assert len(list((val_seq / "target").glob("*.jpg"))) == 2
+    # the held-out frames are the LAST ones of the video, renumbered from 0
+    from v2v.video_io import read_frames
+    real = list(read_frames(path))
+    held = cv2.cvtColor(cv2.imread(str(val_seq / "target" / "000000.jpg")), cv2.COLOR_BGR2RGB)
+    assert np.abs(held.astype(int) - real[4].astype(int)).mean() < 8       # JPEG q95 of frame 4 (noisy texture)
+    assert np.abs(held.astype(int) - real[3].astype(int)).mean() > np.abs(held.astype(int) - real[4].astype(int)).mean()
+    cfg = _config(out)
+    assert len(validate_dataset(cfg, "val")) == 1
+    with pytest.raises(PrepareError, match="val-fraction"):
+        prepare("sketch", path, tmp_path / "other", sketch_mode="edges", val_fraction=1.0)
