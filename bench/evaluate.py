@@ -1,0 +1,423 @@
+"""Held-out evaluation of trained models (issue 6, "Evaluation"): PSNR, SSIM, temporal warping error and, for
+faces, condition following.
+
+    python bench/evaluate.py --task street --models models/vid2vid/street.safetensors [B.safetensors ...]
+        [--names full ...] [--first-frame] [--out bench/results/eval_street.json] [--machine "..."]
+    python bench/evaluate.py --task face --models models/vid2vid/face.safetensors     # + dlib landmarks
+
+For each model, the HELD-OUT sequence(s) of the dataset (``<data>/val/<sequence>/``, made by
+``scripts/footage_models.py prepare``; ``--data`` overrides ``.cache/datasets/<task>``) are streamed through
+``v2v.sampler.StreamingSampler`` exactly as the CLI and the ComfyUI node do, and the outputs (quantised to
+uint8, as a saved video would be) are compared with the real held-out frames (``target/``):
+
+* PSNR / SSIM (``v2v.metrics.psnr`` / ``ssim``), mean over frames;
+* temporal warping error (``v2v.metrics.warping_error``): the real video's DIS flow warps our frame t-1 onto
+  frame t, occlusions masked; also reported for the real video itself (the floor of this measure) and for a
+  "still" reference, the real first frame repeated (it has no flicker at all, only the error of ignoring
+  motion);
+* ``--task face``: dlib 68 landmarks (``v2v.sketch.DlibLandmarks``, the detector that made the sketches) are
+  re-extracted from our frames and from the real frames (the source sketches were drawn from the real
+  frames' landmarks): mean landmark distance in pixels, and the rate at which the detector finds a face in
+  our frames.
+
+Policies: by default every frame is generated, the first one from nothing; ``--first-frame`` gives the real
+first frame (the paper's test mode), which the sampler returns unchanged, so it is left out of every metric
+(scripts/demo.py does the same for PSNR / SSIM); ``--first-frame-model PERFRAME.safetensors`` makes frame 0
+with that image model and lets every model continue from it (the official code's ``use_single_G``: nothing
+real is given, every frame is scored).  Prints a markdown table and writes JSON with the machine
+and the command.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from train.data import FrameList, list_sequences, read_dataset_json  # noqa: E402
+from v2v.checkpoint import load_generator  # noqa: E402
+from v2v.labels import one_hot  # noqa: E402
+from v2v.metrics import psnr, ssim, to_uint8_frames, warping_error  # noqa: E402
+from v2v.optical_flow import FlowCache  # noqa: E402
+from v2v.sampler import StreamingSampler  # noqa: E402
+
+DATASETS = ROOT / ".cache" / "datasets"
+DEFAULT_MACHINE = f"{os.cpu_count()}-core CPU"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# held-out data
+@dataclass
+class Heldout:
+    """One held-out sequence, in memory (80 street frames at 256x192 are ~12 MB)."""
+
+    name: str
+    sources: list[torch.Tensor]            # network input per frame [C, H, W] (labels: one-hot, no boundary)
+    instances: list[np.ndarray] | None     # instance-id maps (labels with instance/), given to the sampler
+    real: list[np.ndarray]                 # real frames, uint8 RGB [H, W, 3]
+    flow_cache: Path | None                # where the real video's DIS flows are cached
+
+    def __len__(self) -> int:
+        return len(self.real)
+
+    @property
+    def size(self) -> str:
+        h, w = self.real[0].shape[:2]
+        return f"{w}x{h}"
+
+
+def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | None = None) -> list[Heldout]:
+    """The sequences of ``root/split`` in the dataset layout of train/data.py (docs/DATASET.md)."""
+    root = Path(root)
+    meta = read_dataset_json(root)
+    kind = meta.get("source_kind", "labels")
+    label_nc = int(meta.get("label_nc", 0))
+    ignore = tuple(meta.get("ignore_ids", ()))
+    seqs = list_sequences(root, split)
+    if sequence is not None:
+        seqs = [s for s in seqs if s.name == sequence]
+    if not seqs:
+        raise SystemExit(f"{root / split}: no held-out sequences{f' named {sequence}' if sequence else ''}; "
+                         "run python scripts/footage_models.py prepare")
+    out = []
+    for seq in seqs:
+        src_kind = {"labels": "ids", "rgb": "rgb", "array": "array"}[kind]
+        src = FrameList(seq / "source", src_kind)
+        tgt = FrameList(seq / "target", "rgb")
+        if len(src) != len(tgt) or len(src) < 2:
+            raise SystemExit(f"{seq}: {len(src)} source and {len(tgt)} target frames (need equal, >= 2)")
+        sources = []
+        for i in range(len(src)):
+            raw = src.read(i)
+            if kind == "labels":
+                sources.append(one_hot(raw, label_nc, ignore_ids=ignore, frame=src.name(i)))
+            elif kind == "rgb":
+                sources.append(torch.from_numpy(raw).permute(2, 0, 1).float() / 127.5 - 1)
+            else:
+                sources.append(torch.from_numpy(raw.astype(np.float32)))
+        instances = None
+        if (seq / "instance").is_dir():
+            inst = FrameList(seq / "instance", "ids")
+            instances = [inst.read(i) for i in range(len(inst))]
+        real = [tgt.read(i) for i in range(len(tgt))]
+        out.append(Heldout(seq.name, sources, instances, real, root / ".flow_cache"))
+    return out
+
+
+def replace_real(sequences: Sequence[Heldout], video: Path, *, stride: int, max_side: int | None) -> dict:
+    """Use the LAST frames of ``video`` (read as scripts/footage_models.py prepare extracted it) as the real
+    held-out frames instead of the dataset's (JPEG) targets; checks that they are the same frames."""
+    from v2v.sources import read_video
+
+    if len(sequences) != 1:
+        raise SystemExit("--real-video needs exactly one held-out sequence (use --sequence)")
+    data = sequences[0]
+    frames = list(read_video(video, stride=stride, max_side=max_side).rgb[-len(data):])
+    if len(frames) != len(data) or frames[0].shape != data.real[0].shape:
+        raise SystemExit(f"{video}: got {len(frames)} frames of {frames[0].shape}, expected {len(data)} of "
+                         f"{data.real[0].shape}")
+    agree = float(psnr(as_model_tensor(frames), as_model_tensor(data.real)).mean())
+    if agree < 30:
+        raise SystemExit(f"{video}: its last {len(data)} frames are not the held-out targets (PSNR {agree:.1f} dB)")
+    data.real = frames
+    return {"real_video": str(video), "stride": stride, "max_side": max_side, "psnr_vs_targets_db": round(agree, 2)}
+
+
+def as_model_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 RGB frames -> [T, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# generation and scoring
+def generate_frames(model: torch.nn.Module, data: Heldout, *, first_frame: bool | np.ndarray,
+                    device: str = "cpu", precision: str = "fp32", seed: int = 0) -> list[np.ndarray]:
+    """Stream the held-out sources through StreamingSampler; returns uint8 RGB outputs.  ``first_frame``:
+    False (generate every frame), True (the real first frame) or a uint8 frame to start from."""
+    if isinstance(first_frame, np.ndarray):
+        first = as_model_tensor([first_frame])[0]
+    else:
+        first = as_model_tensor(data.real[:1])[0] if first_frame else None
+    sampler = StreamingSampler(model, device=device, precision=precision, seed=seed, first_frame=first)
+    cfg = model.cfg
+    use_instance = data.instances is not None and cfg.label_nc > 0 and cfg.input_nc == cfg.label_nc + 1
+    outs = []
+    for t, src in enumerate(data.sources):
+        inst = torch.from_numpy(data.instances[t].astype(np.int64)) if use_instance else None
+        outs.append(to_uint8_frames(sampler.step(src, instance=inst).cpu())[0])
+    return outs
+
+
+def single_frame(model: torch.nn.Module, data: Heldout, *, device: str = "cpu", precision: str = "fp32",
+                 seed: int = 0) -> np.ndarray:
+    """Frame 0 generated by ``model`` alone (the official vid2vid's ``use_single_G`` test option: an image
+    model makes the first frame, the video model continues from it)."""
+    return generate_frames(model, Heldout(data.name, data.sources[:1], data.instances and data.instances[:1],
+                                          data.real[:1], data.flow_cache),
+                           first_frame=False, device=device, precision=precision, seed=seed)[0]
+
+
+def flow_cache(data: Heldout) -> FlowCache:
+    return FlowCache(data.flow_cache)
+
+
+def image_scores(real: Sequence[np.ndarray], ours: Sequence[np.ndarray]) -> dict:
+    r, o = as_model_tensor(real), as_model_tensor(ours)
+    per_psnr = psnr(o, r)
+    return {"psnr_db": float(per_psnr.mean()), "ssim": float(ssim(o, r).mean()),
+            "psnr_per_frame": [round(float(v), 3) for v in per_psnr]}
+
+
+def landmark_following(real_landmarks: np.ndarray, ours: Sequence[np.ndarray],
+                       detector: Callable[[np.ndarray], tuple[np.ndarray, list[str]]]) -> dict:
+    """Condition following for faces: landmarks re-extracted from ``ours`` vs ``real_landmarks`` [T, 68, 2]
+    (those of the real frames, from which the source sketches were drawn).  Distance = mean over the 68 points
+    of the Euclidean pixel distance, averaged over the frames where both have landmarks."""
+    lm, status = detector(np.stack(ours))
+    if lm.shape != real_landmarks.shape:
+        raise ValueError(f"landmarks {lm.shape} vs real {real_landmarks.shape}")
+    both = np.isfinite(lm).all(axis=(1, 2)) & np.isfinite(real_landmarks).all(axis=(1, 2))
+    per_frame = np.linalg.norm(lm - real_landmarks, axis=-1).mean(-1)
+    n = len(status)
+    return {
+        "landmark_error_px": float(per_frame[both].mean()) if both.any() else float("nan"),
+        "landmark_frames_compared": int(both.sum()),
+        "detection_rate": status.count("detected") / n,
+        "landmark_rate": 1 - status.count("missing") / n,
+        "landmark_error_per_frame": [round(float(v), 3) if b else None for v, b in zip(per_frame, both)],
+    }
+
+
+def evaluate_sequence(models: Sequence[tuple[str, torch.nn.Module]], data: Heldout, *, first_frame: bool,
+                      first_frame_model: torch.nn.Module | None = None, detector=None, device: str = "cpu",
+                      precision: str = "fp32", seed: int = 0, log=print) -> dict:
+    """Scores of every model on one held-out sequence, plus the real video and the still reference.
+    ``first_frame_model``: frame 0 of every model is this model's output (generated, so it is scored)."""
+    skip = 1 if first_frame else 0          # a given real first frame is returned unchanged: leave it out
+    start: bool | np.ndarray = first_frame
+    if first_frame_model is not None:
+        if first_frame:
+            raise ValueError("first_frame and first_frame_model exclude each other")
+        start = single_frame(first_frame_model, data, device=device, precision=precision, seed=seed)
+    real = data.real[skip:]
+    cache = flow_cache(data)
+    still = [data.real[0]] * len(real)      # the real first frame held still (knows frame 0, ignores motion)
+    refs = {
+        "real video": {"warping_error": warping_error(real, real, cache=cache).mean},
+        "still real frame 0": {**image_scores(real, still),
+                               "warping_error": warping_error(real, still, cache=cache).mean},
+    }
+    real_lm = None
+    if detector is not None:
+        real_lm, real_status = detector(np.stack(real))
+        refs["real video"]["detection_rate"] = real_status.count("detected") / len(real)
+        refs["still real frame 0"].update(landmark_following(real_lm, still, detector))
+    rows = {}
+    for name, model in models:
+        t0 = time.time()
+        ours = generate_frames(model, data, first_frame=start, device=device, precision=precision,
+                               seed=seed)
+        gen_s = time.time() - t0
+        if first_frame and not np.array_equal(ours[0], data.real[0]):
+            raise RuntimeError("the sampler did not return the given real first frame unchanged")
+        ours = ours[skip:]
+        werr = warping_error(real, ours, cache=cache)
+        row = {**image_scores(real, ours), "warping_error": werr.mean,
+               "warping_error_per_pair": [round(v, 3) for v in werr.per_pair],
+               "generate_seconds": round(gen_s, 2), "fps": round(len(data) / gen_s, 2)}
+        if detector is not None:
+            row.update(landmark_following(real_lm, ours, detector))
+        log(f"  {name}: PSNR {row['psnr_db']:.2f} dB, SSIM {row['ssim']:.4f}, warping error "
+            f"{row['warping_error']:.3f} (real {refs['real video']['warping_error']:.3f}), {gen_s:.1f} s")
+        rows[name] = row
+    return {"sequence": data.name, "frames": len(data), "frames_scored": len(real), "size": data.size,
+            "models": rows, "references": refs}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reporting
+def mean_over_sequences(results: Sequence[dict], group: str, name: str, key: str) -> float | None:
+    """Frame-weighted mean of ``key`` of row ``name`` over the sequences (None where a row lacks it)."""
+    vals, weights = [], []
+    for r in results:
+        row = r[group].get(name, {})
+        if key not in row or row[key] is None:
+            return None
+        vals.append(row[key])
+        weights.append(r["frames_scored"])
+    return float(np.average(vals, weights=weights)) if vals else None
+
+
+def _fmt(v, nd):
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{nd}f}"
+
+
+def summary_rows(results: Sequence[dict], names: Sequence[str], baseline: str | None,
+                 landmarks: bool) -> list[dict]:
+    """One dict per table row: the models, then the references."""
+    rows = []
+    base_w = mean_over_sequences(results, "models", baseline, "warping_error") if baseline else None
+    base_p = mean_over_sequences(results, "models", baseline, "psnr_db") if baseline else None
+    keys = ["psnr_db", "ssim", "warping_error"] + (["landmark_error_px", "detection_rate"] if landmarks else [])
+    for group, group_names in (("models", names), ("references", list(results[0]["references"]))):
+        for name in group_names:
+            row = {"name": name, "kind": "model" if group == "models" else "reference"}
+            for k in keys:
+                row[k] = mean_over_sequences(results, group, name, k)
+            if group == "models" and base_w:
+                row["warping_vs_baseline_pct"] = 100.0 * (row["warping_error"] / base_w - 1)
+                row["psnr_vs_baseline_db"] = row["psnr_db"] - base_p
+            rows.append(row)
+    return rows
+
+
+def markdown_table(rows: Sequence[dict], *, baseline: str | None, landmarks: bool, title: str) -> str:
+    head = [title, "PSNR dB", "SSIM", "warping error"]
+    if baseline:
+        head += [f"warping vs {baseline}", f"PSNR vs {baseline}"]
+    if landmarks:
+        head += ["landmark error px", "face detected"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["name"] if r["kind"] == "model" else f"*{r['name']}*", _fmt(r["psnr_db"], 2),
+                 _fmt(r["ssim"], 4), _fmt(r["warping_error"], 3)]
+        if baseline:
+            if "warping_vs_baseline_pct" in r:
+                cells += [f"{r['warping_vs_baseline_pct']:+.1f} %", f"{r['psnr_vs_baseline_db']:+.2f} dB"]
+            else:
+                cells += ["", ""]
+        if landmarks:
+            dr = r.get("detection_rate")
+            cells += [_fmt(r.get("landmark_error_px"), 2), "-" if dr is None else f"{100 * dr:.0f} %"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def model_info(path: Path, model: torch.nn.Module) -> dict:
+    cfg = model.cfg
+    info = {"path": str(path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "use_flow": cfg.use_flow, "foreground": cfg.foreground, "input_nc": cfg.input_nc}
+    record = path.with_suffix(".json")
+    if record.is_file():
+        try:
+            info["training_record"] = json.loads(record.read_text())
+        except json.JSONDecodeError:
+            pass
+    return info
+
+
+def run_context(machine: str, script: str, argv: Sequence[str] | None) -> dict:
+    """Machine, the command as one would type it in the repository root, versions and date."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return {"machine": machine, "command": "python " + shlex.join([script, *args]),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def pick_baseline(names: Sequence[str], infos: Sequence[dict], requested: str | None) -> str | None:
+    if requested:
+        if requested not in names:
+            raise SystemExit(f"--baseline {requested!r} is not one of {list(names)}")
+        return requested
+    per_frame = [n for n, i in zip(names, infos) if not i["use_flow"]]
+    return per_frame[0] if len(per_frame) == 1 and len(names) > 1 else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="street", help="dataset .cache/datasets/<task> (street, face, ...)")
+    ap.add_argument("--data", type=Path, default=None, help="dataset root (default .cache/datasets/<task>)")
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--sequence", default=None, help="only this held-out sequence")
+    ap.add_argument("--models", nargs="+", type=Path, required=True)
+    ap.add_argument("--names", nargs="+", default=None, help="row names (default: file stems)")
+    ap.add_argument("--baseline", default=None,
+                    help="row the others are compared with (default: the one per-frame model, use_flow=false)")
+    ap.add_argument("--first-frame", action="store_true", help="give the real first frame (paper's test mode)")
+    ap.add_argument("--first-frame-model", type=Path, default=None,
+                    help="generate frame 0 with this (per-frame) model and let every model continue from it "
+                         "(official vid2vid's use_single_G test option); frame 0 is scored")
+    ap.add_argument("--landmarks", choices=("auto", "on", "off"), default="auto",
+                    help="face condition following with dlib (auto: on for --task face)")
+    ap.add_argument("--real-video", type=Path, default=None,
+                    help="take the real held-out frames from this video's last frames (e.g. .cache/data/vtest.avi, "
+                         "as scripts/demo.py does) instead of the dataset's JPEG targets")
+    ap.add_argument("--real-stride", type=int, default=2, help="with --real-video: frame stride of the dataset")
+    ap.add_argument("--real-max-side", type=int, default=256, help="with --real-video: longer side of the dataset (0: keep)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--machine", default=DEFAULT_MACHINE, help="machine name recorded in the JSON")
+    ap.add_argument("--out", type=Path, default=None, help="JSON output (default bench/results/eval_<task>.json)")
+    a = ap.parse_args(argv)
+
+    names = a.names or [p.stem for p in a.models]
+    if len(names) != len(a.models) or len(set(names)) != len(names):
+        raise SystemExit("--names must give one distinct name per model")
+    if a.first_frame and a.first_frame_model:
+        raise SystemExit("--first-frame and --first-frame-model exclude each other")
+    suffix = "_first_frame" if a.first_frame else "_single_g" if a.first_frame_model else ""
+    out = a.out or ROOT / "bench" / "results" / f"eval_{a.task}{suffix}.json"
+    data_root = a.data or DATASETS / a.task
+    t_start = time.time()
+    sequences = load_heldout(data_root, a.split, a.sequence)
+    real_source = {"real_frames": "dataset targets"}
+    if a.real_video:
+        real_source = replace_real(sequences, a.real_video, stride=a.real_stride, max_side=a.real_max_side)
+        print(f"real frames: {a.real_video} (PSNR {real_source['psnr_vs_targets_db']} dB vs the dataset targets)")
+    models = [(n, load_generator(p, a.device)) for n, p in zip(names, a.models)]
+    infos = [model_info(p, m) for p, (_, m) in zip(a.models, models)]
+    baseline = pick_baseline(names, infos, a.baseline)
+    use_lm = a.landmarks == "on" or (a.landmarks == "auto" and a.task == "face")
+    first_model = load_generator(a.first_frame_model, a.device) if a.first_frame_model else None
+    if a.first_frame:
+        mode = "real first frame given, not scored"
+    elif first_model is not None:
+        mode = f"frame 0 from {a.first_frame_model.stem}, scored"
+    else:
+        mode = "every frame generated"
+    detector = None
+    if use_lm:
+        from v2v.sketch import DlibLandmarks
+        detector = DlibLandmarks()
+
+    results = []
+    for data in sequences:
+        print(f"{data_root / a.split / data.name}: {len(data)} frames at {data.size}, {mode}", flush=True)
+        results.append(evaluate_sequence(models, data, first_frame=a.first_frame, first_frame_model=first_model,
+                                         detector=detector, device=a.device, precision=a.precision, seed=a.seed))
+    rows = summary_rows(results, names, baseline, use_lm)
+    n_frames = sum(r["frames_scored"] for r in results)
+    title = f"{a.task}, {n_frames} held-out frames at {results[0]['size']} ({mode})"
+    table = markdown_table(rows, baseline=baseline, landmarks=use_lm, title=title)
+    print()
+    print(table)
+    report = {"task": a.task, "dataset": str(data_root), "split": a.split, **real_source,
+              "first_frame_given": a.first_frame, "policy": mode,
+              "first_frame_model": str(a.first_frame_model) if a.first_frame_model else None,
+              "baseline": baseline, "condition_following": "dlib 68 landmarks" if use_lm else None,
+              **run_context(a.machine, "bench/evaluate.py", argv), "seconds": round(time.time() - t_start, 1),
+              "models": dict(zip(names, infos)), "summary": rows, "table": table, "sequences": results}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {out} ({report['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""bench/evaluate.py and bench/long_video.py on tiny synthetic data: a random-weight model saved in tmp and
+a 6-frame moving-shapes dataset in the trainer's layout (labels + instance maps + RGB targets)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from train.data import write_toy_dataset
+from v2v.checkpoint import load_generator, save_generator
+from v2v.config import GeneratorConfig
+from v2v.generator import Vid2VidGenerator
+from v2v.metrics import psnr, to_uint8_frames, warping_error
+from v2v.sampler import StreamingSampler
+from v2v.toy import LABEL_NC
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
+N_FRAMES, SIZE = 6, 32
+
+
+def _load(name: str, file: str):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH / file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ev = _load("v2v_bench_evaluate", "evaluate.py")     # the name long_video.py imports it under
+lv = _load("v2v_bench_long_video", "long_video.py")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = write_toy_dataset(root / "data", n_sequences=2, n_frames=N_FRAMES, height=SIZE, width=SIZE)
+    paths = {}
+    for name, seed, overrides in (("full", 0, {}), ("perframe", 1, {"use_flow": False})):
+        torch.manual_seed(seed)
+        cfg = GeneratorConfig(input_nc=LABEL_NC + 1, label_nc=LABEL_NC, **TINY, **overrides)
+        paths[name] = save_generator(Vid2VidGenerator(cfg), root / f"{name}.safetensors")
+    return data, paths, root
+
+
+def test_pingpong_indices():
+    assert lv.pingpong_indices(4, 10) == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+    assert lv.pingpong_indices(1, 3) == [0, 0, 0]
+    assert lv.pingpong_indices(5, 0) == []
+    idx = lv.pingpong_indices(80, 2000)
+    assert len(idx) == 2000 and set(idx) == set(range(80))
+    assert all(abs(b - a) == 1 for a, b in zip(idx, idx[1:]))     # no jump anywhere, turning points included
+    assert idx[79] == 79 and idx[80] == 78 and idx[158] == 0 and idx[159] == 1
+    with pytest.raises(ValueError):
+        lv.pingpong_indices(0, 5)
+
+
+def test_load_heldout_reads_the_val_split(setup):
+    data, _, _ = setup
+    seqs = ev.load_heldout(data)
+    assert [s.name for s in seqs] == ["toy001"]            # the val sequence only
+    s = seqs[0]
+    assert len(s) == N_FRAMES and s.size == f"{SIZE}x{SIZE}"
+    assert s.sources[0].shape == (LABEL_NC, SIZE, SIZE)     # one-hot; the sampler adds the boundary channel
+    assert torch.all(s.sources[0].sum(0) == 1)
+    assert s.instances is not None and s.real[0].dtype == np.uint8
+
+
+def test_generate_frames_policies(setup):
+    data, paths, _ = setup
+    seq = ev.load_heldout(data)[0]
+    model = load_generator(paths["full"])
+    free = ev.generate_frames(model, seq, first_frame=False)
+    given = ev.generate_frames(model, seq, first_frame=True)
+    assert len(free) == len(given) == N_FRAMES
+    assert np.array_equal(given[0], seq.real[0]) and not np.array_equal(free[0], seq.real[0])
+    # the same stream as feeding the sampler by hand (instance boundary included)
+    sampler = StreamingSampler(model)
+    by_hand = [to_uint8_frames(sampler.step(src, instance=torch.from_numpy(inst.astype(np.int64))))[0]
+               for src, inst in zip(seq.sources, seq.instances)]
+    assert all(np.array_equal(a, b) for a, b in zip(free, by_hand))
+
+
+@pytest.mark.parametrize("first_frame", [False, True])
+def test_evaluate_main(setup, first_frame, capsys):
+    data, paths, root = setup
+    out = root / f"eval_{first_frame}.json"
+    args = ["--data", str(data), "--models", str(paths["full"]), str(paths["perframe"]),
+            "--names", "ours", "per-frame", "--machine", "test box", "--out", str(out)]
+    assert ev.main(args + (["--first-frame"] if first_frame else [])) == 0
+    report = json.loads(out.read_text())
+    assert report["machine"] == "test box" and "--data" in report["command"]
+    assert report["baseline"] == "per-frame"               # the one use_flow=false model, picked by itself
+    assert report["first_frame_given"] is first_frame
+    assert [r["name"] for r in report["summary"]] == ["ours", "per-frame", "real video", "still real frame 0"]
+    seq = report["sequences"][0]
+    scored = N_FRAMES - 1 if first_frame else N_FRAMES
+    assert seq["frames_scored"] == scored
+    ours = seq["models"]["ours"]
+    assert len(ours["psnr_per_frame"]) == scored and len(ours["warping_error_per_pair"]) == scored - 1
+    # the numbers are the project's metrics on the same frames, recomputed independently here
+    heldout = ev.load_heldout(data)[0]
+    frames = ev.generate_frames(load_generator(paths["full"]), heldout, first_frame=first_frame)
+    skip = int(first_frame)
+    real = heldout.real[skip:]
+    expect_psnr = float(psnr(ev.as_model_tensor(frames[skip:]), ev.as_model_tensor(real)).mean())
+    assert ours["psnr_db"] == pytest.approx(expect_psnr, abs=1e-6)
+    assert ours["warping_error"] == pytest.approx(warping_error(real, frames[skip:]).mean, abs=0.05)
+    assert seq["references"]["real video"]["warping_error"] == pytest.approx(warping_error(real, real).mean,
+                                                                             abs=0.05)
+    still = seq["references"]["still real frame 0"]
+    if first_frame:   # the still frame is the first real frame, not among the scored frames
+        assert still["psnr_db"] < 60
+    base = report["summary"][1]
+    assert base["warping_vs_baseline_pct"] == pytest.approx(0.0) and base["psnr_vs_baseline_db"] == 0.0
+    lines = report["table"].splitlines()
+    assert lines[2] in capsys.readouterr().out
+    assert len(lines) == 2 + 4 and lines[2].startswith("| ours |") and lines[5].startswith("| *still real frame 0*")
+    assert f"{scored} held-out frames" in lines[0]
+
+
+def test_first_frame_from_an_image_model(setup):
+    data, paths, root = setup
+    seq = ev.load_heldout(data)[0]
+    full, per_frame = load_generator(paths["full"]), load_generator(paths["perframe"])
+    res = ev.evaluate_sequence([("ours", full)], seq, first_frame=False, first_frame_model=per_frame, log=lambda m: None)
+    assert res["frames_scored"] == N_FRAMES                  # nothing real given: every frame scored
+    start = ev.generate_frames(per_frame, seq, first_frame=False)[0]
+    assert np.array_equal(ev.single_frame(per_frame, seq), start)
+    ours = ev.generate_frames(full, seq, first_frame=start)
+    assert np.array_equal(ours[0], start) and not np.array_equal(ours, ev.generate_frames(full, seq, first_frame=False))
+    assert res["models"]["ours"]["psnr_per_frame"][0] == pytest.approx(
+        float(psnr(ev.as_model_tensor([start]), ev.as_model_tensor(seq.real[:1]))[0]), abs=1e-3)
+    with pytest.raises(SystemExit):
+        ev.main(["--data", str(data), "--models", str(paths["full"]), "--first-frame",
+                 "--first-frame-model", str(paths["perframe"]), "--out", str(root / "x.json")])
+
+
+def test_landmark_following_with_a_fake_detector():
+    rng = np.random.default_rng(0)
+    real_lm = rng.uniform(10, 50, (4, 68, 2)).astype(np.float32)
+    real_lm[3] = np.nan                                   # no face on the real frame 3: not compared
+    shifted = real_lm + np.array([3.0, 4.0], np.float32)  # 5 px off everywhere
+
+    def detector(frames):
+        assert frames.shape == (4, 8, 8, 3)
+        lm = shifted.copy()
+        lm[1] = np.nan
+        return lm, ["detected", "missing", "tracked", "detected"]
+
+    r = ev.landmark_following(real_lm, [np.zeros((8, 8, 3), np.uint8)] * 4, detector)
+    assert r["landmark_error_px"] == pytest.approx(5.0, abs=1e-4)
+    assert r["landmark_frames_compared"] == 2
+    assert r["detection_rate"] == 0.5 and r["landmark_rate"] == 0.75
+    assert r["landmark_error_per_frame"][1] is None and r["landmark_error_per_frame"][3] is None
+
+
+def test_long_video_stream_and_windows(setup):
+    data, paths, _ = setup
+    seq = ev.load_heldout(data)[0]
+    model = load_generator(paths["full"])
+    total, window = 31, 7                          # period 2 * (6 - 1) = 10: three loop periods after frame 0
+    idx = lv.pingpong_indices(N_FRAMES, total)
+    per = lv.stream_long_video(model, seq, idx, window=window)
+    assert all(len(per[k]) == total for k in ("psnr", "ssim", "warping_error", "warping_error_real"))
+    assert math.isnan(per["warping_error"][0]) and not math.isnan(per["warping_error"][1])
+    # the looped ground truth follows the same indices: PSNR of frame t is against real[idx[t]]
+    sampler = StreamingSampler(model)
+    for t, i in enumerate(idx[:12]):
+        frame = to_uint8_frames(sampler.step(seq.sources[i], instance=torch.from_numpy(seq.instances[i].astype(np.int64))))
+        assert per["psnr"][t] == pytest.approx(float(psnr(ev.as_model_tensor(list(frame)),
+                                                          ev.as_model_tensor([seq.real[i]]))[0]), abs=1e-5)
+    # the real looped video repeats itself every period
+    for t in range(1, 10):
+        assert per["warping_error_real"][t] == per["warping_error_real"][t + 10] == per["warping_error_real"][t + 20]
+    s = lv.summarise(per, window=window, period=10)
+    assert [(w["start"], w["end"]) for w in s["windows"]] == [(0, 7), (7, 14), (14, 21), (21, 28), (28, 31)]
+    assert s["periods"] == 3
+    assert s["drift_same_content"]["warping_error_real"] == pytest.approx(0.0, abs=1e-9)
+    assert s["drift"]["psnr"] == pytest.approx(s["windows"][-1]["psnr"] - s["windows"][0]["psnr"])
+
+
+def test_long_video_main(setup):
+    data, paths, root = setup
+    out = root / "long.json"
+    assert lv.main(["--data", str(data), "--model", str(paths["perframe"]), "--frames", "25", "--window", "10",
+                    "--first-frame", "--machine", "test box", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["frames"] == 25 and len(report["windows"]) == 3 and report["period"] == 10
+    assert report["per_frame"]["psnr"][0] is None          # the given real frame is not scored
+    assert report["per_frame"]["warping_error"][1] is None  # nor the pair that starts at it
+    assert report["machine"] == "test box" and all(w["rss_mb"] for w in report["windows"])
+    assert report["table"].count("\n") == 1 + 3 + 2
