@@ -60,6 +60,7 @@ import torch
 from v2v.optical_flow import FlowCache, FlowParams
 from v2v.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, read_frames, read_image
 
+from v2v.config import dataclass_from_dict
 from v2v.labels import instance_boundary, one_hot, read_id_png
 
 SOURCE_KINDS = ("labels", "rgb", "array")
@@ -106,12 +107,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise DatasetError(f"DataConfig: unknown keys {unknown}; known keys are {sorted(known)}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**kw)
+        return dataclass_from_dict(cls, data, error=DatasetError)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

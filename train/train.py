@@ -52,7 +52,7 @@ from torch import nn
 from train.data import ClipDataset, DataConfig, DatasetError, build_datasets, read_dataset_json
 from v2v import losses as L
 from v2v.checkpoint import load_generator, save_generator
-from v2v.config import DiscriminatorConfig, GeneratorConfig, LossWeights, preset
+from v2v.config import DiscriminatorConfig, GeneratorConfig, LossWeights, dataclass_from_dict, preset
 from v2v.discriminators import MultiscalePatchD, TemporalD
 from v2v.generator import Vid2VidGenerator
 from v2v.metrics import psnr, ssim, to_uint8_frames, warping_error
@@ -109,11 +109,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, error=ValueError)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

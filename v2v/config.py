@@ -17,16 +17,14 @@ class ConfigError(ValueError):
     """A configuration that cannot describe a valid network."""
 
 
-def _from_dict(cls, data: dict[str, Any]):
+def dataclass_from_dict(cls, data: dict[str, Any], *, error: type[Exception] = ConfigError):
+    """``cls(**data)`` for a config dataclass, rejecting unknown keys (naming them and the known ones) and
+    turning top-level lists back into tuples (JSON and YAML have no tuples)."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown keys {unknown}; known keys are {sorted(known)}")
-    kwargs = dict(data)
-    for f in fields(cls):  # JSON turns tuples into lists
-        if f.name in kwargs and isinstance(kwargs[f.name], list):
-            kwargs[f.name] = tuple(kwargs[f.name])
-    return cls(**kwargs)
+        raise error(f"{cls.__name__}: unknown keys {unknown}; known keys are {sorted(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GeneratorConfig":
-        return _from_dict(cls, data)
+        return dataclass_from_dict(cls, data)
 
     def with_(self, **changes: Any) -> "GeneratorConfig":
         return replace(self, **changes)
@@ -136,7 +134,7 @@ class DiscriminatorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DiscriminatorConfig":
-        return _from_dict(cls, data)
+        return dataclass_from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,7 @@ class LossWeights:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "LossWeights":
-        return _from_dict(cls, data)
+        return dataclass_from_dict(cls, data)
 
 
 # ---- named presets ------------------------------------------------------
