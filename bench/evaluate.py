@@ -1,14 +1,18 @@
 """Held-out evaluation of trained models (issue 6, "Evaluation"): PSNR, SSIM, temporal warping error and, for
-faces, condition following.
+faces and bodies, condition following.
 
     python bench/evaluate.py --task street --models models/vid2vid/street.safetensors [B.safetensors ...]
         [--names full ...] [--first-frame] [--out bench/results/eval_street.json] [--machine "..."]
     python bench/evaluate.py --task face --models models/vid2vid/face.safetensors     # + dlib landmarks
+    python bench/evaluate.py --task body --models models/vid2vid/body.safetensors     # + mediapipe pose
 
 For each model, the HELD-OUT sequence(s) of the dataset (``<data>/val/<sequence>/``, made by
 ``scripts/footage_models.py prepare``; ``--data`` overrides ``.cache/datasets/<task>``) are streamed through
 ``v2v.sampler.StreamingSampler`` exactly as the CLI and the ComfyUI node do, and the outputs (quantised to
-uint8, as a saved video would be) are compared with the real held-out frames (``target/``):
+uint8, as a saved video would be) are compared with the real held-out frames (``target/``).  Sources and real
+frames are first resized to the size the model was trained at (``data.load_size`` in the command of its
+training record ``<model>.json``; ``--load-size`` overrides; none: the dataset's size) exactly as the trainer's
+loader resized them (train/data.py ``_resize``: area/linear for RGB, nearest for label ids):
 
 * PSNR / SSIM (``v2v.metrics.psnr`` / ``ssim``), mean over frames;
 * temporal warping error (``v2v.metrics.warping_error``): the real video's DIS flow warps our frame t-1 onto
@@ -19,6 +23,11 @@ uint8, as a saved video would be) are compared with the real held-out frames (``
   re-extracted from our frames and from the real frames (the source sketches were drawn from the real
   frames' landmarks): mean landmark distance in pixels, and the rate at which the detector finds a face in
   our frames.
+* ``--task body``: people and their OpenPose-18 keypoints are re-extracted from our frames and from the real
+  frames (at the evaluation size) with the extractor that made the source skeletons (``v2v.pose.pose_video``:
+  mediapipe on the whole frame plus moving-region crops, one-euro smoothing), people are matched per frame
+  (:func:`pose_following`), and we report the mean keypoint distance in pixels (joints confident in both) and
+  the share of the real frames' people found in ours.  Without mediapipe these fields are null, with the reason.
 
 Policies: by default every frame is generated, the first one from nothing; ``--first-frame`` gives the real
 first frame (the paper's test mode), which the sampler returns unchanged, so it is left out of every metric
@@ -31,9 +40,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.util
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -48,11 +59,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from train.data import FrameList, list_sequences, read_dataset_json  # noqa: E402
+from train.data import FrameList, _resize, _resize_array, list_sequences, read_dataset_json  # noqa: E402
 from v2v.checkpoint import load_generator  # noqa: E402
 from v2v.labels import one_hot  # noqa: E402
 from v2v.metrics import psnr, ssim, to_uint8_frames, warping_error  # noqa: E402
 from v2v.optical_flow import FlowCache  # noqa: E402
+from v2v.pose import PoseFrame  # noqa: E402
 from v2v.sampler import StreamingSampler  # noqa: E402
 
 DATASETS = ROOT / ".cache" / "datasets"
@@ -80,8 +92,10 @@ class Heldout:
         return f"{w}x{h}"
 
 
-def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | None = None) -> list[Heldout]:
-    """The sequences of ``root/split`` in the dataset layout of train/data.py (docs/DATASET.md)."""
+def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | None = None,
+                 size: tuple[int, int] | None = None) -> list[Heldout]:
+    """The sequences of ``root/split`` in the dataset layout of train/data.py (docs/DATASET.md), resized to
+    ``size`` (H, W) as the trainer's ``load_size`` does (None: as stored)."""
     root = Path(root)
     meta = read_dataset_json(root)
     kind = meta.get("source_kind", "labels")
@@ -103,6 +117,8 @@ def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | No
         sources = []
         for i in range(len(src)):
             raw = src.read(i)
+            if size is not None:   # ClipDataset.__getitem__: ids nearest, RGB area/linear, arrays per channel
+                raw = _resize_array(raw, size) if kind == "array" else _resize(raw, size, nearest=kind == "labels")
             if kind == "labels":
                 sources.append(one_hot(raw, label_nc, ignore_ids=ignore, frame=src.name(i)))
             elif kind == "rgb":
@@ -112,21 +128,25 @@ def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | No
         instances = None
         if (seq / "instance").is_dir():
             inst = FrameList(seq / "instance", "ids")
-            instances = [inst.read(i) for i in range(len(inst))]
-        real = [tgt.read(i) for i in range(len(tgt))]
+            instances = [inst.read(i) if size is None else _resize(inst.read(i), size, nearest=True)
+                         for i in range(len(inst))]
+        real = [tgt.read(i) if size is None else _resize(tgt.read(i), size, nearest=False) for i in range(len(tgt))]
         out.append(Heldout(seq.name, sources, instances, real, root / ".flow_cache"))
     return out
 
 
-def replace_real(sequences: Sequence[Heldout], video: Path, *, stride: int, max_side: int | None) -> dict:
-    """Use the LAST frames of ``video`` (read as scripts/footage_models.py prepare extracted it) as the real
-    held-out frames instead of the dataset's (JPEG) targets; checks that they are the same frames."""
+def replace_real(sequences: Sequence[Heldout], video: Path, *, stride: int, max_side: int | None,
+                 max_frames: int | None = None) -> dict:
+    """Use the LAST frames of ``video`` (read as scripts/footage_models.py prepare extracted it: ``stride``,
+    ``max_side``, ``max_frames``) as the real held-out frames instead of the dataset's (JPEG) targets, resized
+    to the held-out size as the targets were; checks that they are the same frames."""
     from v2v.sources import read_video
 
     if len(sequences) != 1:
         raise SystemExit("--real-video needs exactly one held-out sequence (use --sequence)")
     data = sequences[0]
-    frames = list(read_video(video, stride=stride, max_side=max_side).rgb[-len(data):])
+    frames = list(read_video(video, stride=stride, max_side=max_side, max_frames=max_frames).rgb[-len(data):])
+    frames = [_resize(f, data.real[0].shape[:2], nearest=False) for f in frames]
     if len(frames) != len(data) or frames[0].shape != data.real[0].shape:
         raise SystemExit(f"{video}: got {len(frames)} frames of {frames[0].shape}, expected {len(data)} of "
                          f"{data.real[0].shape}")
@@ -134,7 +154,8 @@ def replace_real(sequences: Sequence[Heldout], video: Path, *, stride: int, max_
     if agree < 30:
         raise SystemExit(f"{video}: its last {len(data)} frames are not the held-out targets (PSNR {agree:.1f} dB)")
     data.real = frames
-    return {"real_video": str(video), "stride": stride, "max_side": max_side, "psnr_vs_targets_db": round(agree, 2)}
+    return {"real_video": str(video), "stride": stride, "max_side": max_side, "max_frames": max_frames,
+            "psnr_vs_targets_db": round(agree, 2)}
 
 
 def as_model_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
@@ -202,11 +223,85 @@ def landmark_following(real_landmarks: np.ndarray, ours: Sequence[np.ndarray],
     }
 
 
+def pose_following(real: Sequence[PoseFrame], ours: Sequence[PoseFrame], *, min_conf: float = 0.5,
+                   max_match: float = 0.5) -> dict:
+    """Condition following for pose: the people re-extracted from our frames vs those of the real frames.
+
+    Per frame, people (OpenPose-18 ``Person.body``, normalized x, y and confidence) are matched greedily,
+    closest anchors first; the anchor is the mean of the confident (> ``min_conf``) neck and hips, else of all
+    confident joints; a pair is no match when its anchors are further apart than ``max_match`` x the real
+    person's height (its confident joints' vertical extent).  People with fewer than two confident joints are
+    ignored.  ``keypoint_error_px``: mean Euclidean distance (pixels of the frame) over the joints confident in
+    both people of a matched pair, pooled over pairs and frames; ``person_recall``: the share of the real
+    frames' people found in ours; ``person_precision``: the share of ours that match a real person."""
+    if len(real) != len(ours):
+        raise ValueError(f"{len(real)} real pose frames vs {len(ours)} of ours")
+
+    def people(frame: PoseFrame) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+        out = []
+        for p in frame.people:
+            xy = p.body[:, :2].astype(np.float64) * (frame.width, frame.height)
+            ok = p.body[:, 2] > min_conf
+            if ok.sum() < 2:
+                continue
+            core = np.zeros_like(ok)
+            core[[1, 8, 11]] = ok[[1, 8, 11]]                       # neck, right hip, left hip
+            anchor = xy[core].mean(0) if core.any() else xy[ok].mean(0)
+            out.append((xy, ok, anchor, max(1.0, float(np.ptp(xy[ok, 1])))))
+        return out
+
+    dists: list[float] = []
+    per_frame: list[float | None] = []
+    n_real = n_ours = n_matched = 0
+    for r_frame, o_frame in zip(real, ours):
+        R, O = people(r_frame), people(o_frame)
+        n_real, n_ours = n_real + len(R), n_ours + len(O)
+        pairs = sorted((float(np.linalg.norm(r[2] - o[2])), i, j) for i, r in enumerate(R) for j, o in enumerate(O))
+        used_r: set[int] = set()
+        used_o: set[int] = set()
+        frame_d: list[float] = []
+        for d, i, j in pairs:
+            if d > max_match * R[i][3] or i in used_r or j in used_o:
+                continue
+            used_r.add(i)
+            used_o.add(j)
+            both = R[i][1] & O[j][1]
+            frame_d.extend(np.linalg.norm(R[i][0][both] - O[j][0][both], axis=1).tolist())
+        n_matched += len(used_r)
+        dists.extend(frame_d)
+        per_frame.append(round(float(np.mean(frame_d)), 3) if frame_d else None)
+    n = max(1, len(real))
+    return {
+        "keypoint_error_px": float(np.mean(dists)) if dists else None,
+        "keypoints_compared": len(dists),
+        "person_recall": n_matched / n_real if n_real else None,
+        "person_precision": n_matched / n_ours if n_ours else None,
+        "people_per_frame": n_ours / n, "people_real_per_frame": n_real / n, "people_matched": n_matched,
+        "keypoint_error_per_frame": per_frame,
+    }
+
+
+def pose_extractor(fps: float) -> Callable[[Sequence[np.ndarray]], tuple[list[PoseFrame], dict]]:
+    """uint8 RGB frames -> (PoseFrame per frame, extractor report) with the extractor that made the dataset's
+    source skeletons (train/prepare.py: ``v2v.pose.pose_video`` with moving-region crops and smoothing)."""
+    from v2v.pose import from_pose_keypoint, pose_video
+
+    def extract(frames: Sequence[np.ndarray]) -> tuple[list[PoseFrame], dict]:
+        src = pose_video(np.stack(frames), crops="auto", fps=fps)
+        report = {k: v for k, v in src.report.items() if k in ("people_total", "detection_rate", "crops",
+                                                                "crops_with_pose", "crop_hit_rate")}
+        return from_pose_keypoint(src.extra["pose_keypoint"]), report
+    return extract
+
+
 def evaluate_sequence(models: Sequence[tuple[str, torch.nn.Module]], data: Heldout, *, first_frame: bool,
-                      first_frame_model: torch.nn.Module | None = None, detector=None, device: str = "cpu",
-                      precision: str = "fp32", seed: int = 0, log=print) -> dict:
+                      first_frame_model: torch.nn.Module | None = None, detector=None, poser=None,
+                      device: str = "cpu", precision: str = "fp32", seed: int = 0, log=print) -> dict:
     """Scores of every model on one held-out sequence, plus the real video and the still reference.
-    ``first_frame_model``: frame 0 of every model is this model's output (generated, so it is scored)."""
+    ``first_frame_model``: frame 0 of every model is this model's output (generated, so it is scored).
+    ``detector``: face landmarks (see :func:`landmark_following`); ``poser``: frames -> (PoseFrame list, report)
+    (see :func:`pose_extractor`), run on every frame of the real and of each model's video (frame 0 included:
+    the same clip for the moving-region detector), scored on the scored frames only."""
     skip = 1 if first_frame else 0          # a given real first frame is returned unchanged: leave it out
     start: bool | np.ndarray = first_frame
     if first_frame_model is not None:
@@ -226,6 +321,13 @@ def evaluate_sequence(models: Sequence[tuple[str, torch.nn.Module]], data: Heldo
         real_lm, real_status = detector(np.stack(real))
         refs["real video"]["detection_rate"] = real_status.count("detected") / len(real)
         refs["still real frame 0"].update(landmark_following(real_lm, still, detector))
+    real_pose = None
+    if poser is not None:
+        real_pose, report = poser(data.real)
+        refs["real video"].update(people_per_frame=sum(len(f.people) for f in real_pose[skip:]) / len(real),
+                                  pose_extractor=report)
+        # the real frame 0's people held still: what ignoring the pose's motion would score
+        refs["still real frame 0"].update(pose_following(real_pose[skip:], [real_pose[0]] * len(real)))
     rows = {}
     for name, model in models:
         t0 = time.time()
@@ -234,6 +336,7 @@ def evaluate_sequence(models: Sequence[tuple[str, torch.nn.Module]], data: Heldo
         gen_s = time.time() - t0
         if first_frame and not np.array_equal(ours[0], data.real[0]):
             raise RuntimeError("the sampler did not return the given real first frame unchanged")
+        our_pose = poser(ours) if poser is not None else None
         ours = ours[skip:]
         werr = warping_error(real, ours, cache=cache)
         row = {**image_scores(real, ours), "warping_error": werr.mean,
@@ -241,6 +344,11 @@ def evaluate_sequence(models: Sequence[tuple[str, torch.nn.Module]], data: Heldo
                "generate_seconds": round(gen_s, 2), "fps": round(len(data) / gen_s, 2)}
         if detector is not None:
             row.update(landmark_following(real_lm, ours, detector))
+        if our_pose is not None:
+            row.update(pose_following(real_pose[skip:], our_pose[0][skip:]), pose_extractor=our_pose[1])
+            log(f"  {name}: keypoint error {_fmt(row['keypoint_error_px'], 2)} px, real people found "
+                f"{_fmt(row['person_recall'], 3)}, people/frame {row['people_per_frame']:.2f} "
+                f"(real {refs['real video']['people_per_frame']:.2f})")
         log(f"  {name}: PSNR {row['psnr_db']:.2f} dB, SSIM {row['ssim']:.4f}, warping error "
             f"{row['warping_error']:.3f} (real {refs['real video']['warping_error']:.3f}), {gen_s:.1f} s")
         rows[name] = row
@@ -266,13 +374,21 @@ def _fmt(v, nd):
     return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{nd}f}"
 
 
+# condition-following columns per kind: (key, table header, format: digits or "pct")
+FOLLOWING = {
+    "landmarks": (("landmark_error_px", "landmark error px", 2), ("detection_rate", "face detected", "pct")),
+    "pose": (("keypoint_error_px", "keypoint error px", 2), ("person_recall", "real people found", "pct"),
+             ("people_per_frame", "people/frame", 2)),
+}
+
+
 def summary_rows(results: Sequence[dict], names: Sequence[str], baseline: str | None,
-                 landmarks: bool) -> list[dict]:
-    """One dict per table row: the models, then the references."""
+                 following: str | None) -> list[dict]:
+    """One dict per table row: the models, then the references.  ``following``: None, "landmarks" or "pose"."""
     rows = []
     base_w = mean_over_sequences(results, "models", baseline, "warping_error") if baseline else None
     base_p = mean_over_sequences(results, "models", baseline, "psnr_db") if baseline else None
-    keys = ["psnr_db", "ssim", "warping_error"] + (["landmark_error_px", "detection_rate"] if landmarks else [])
+    keys = ["psnr_db", "ssim", "warping_error"] + [k for k, _, _ in FOLLOWING.get(following, ())]
     for group, group_names in (("models", names), ("references", list(results[0]["references"]))):
         for name in group_names:
             row = {"name": name, "kind": "model" if group == "models" else "reference"}
@@ -285,12 +401,12 @@ def summary_rows(results: Sequence[dict], names: Sequence[str], baseline: str | 
     return rows
 
 
-def markdown_table(rows: Sequence[dict], *, baseline: str | None, landmarks: bool, title: str) -> str:
+def markdown_table(rows: Sequence[dict], *, baseline: str | None, following: str | None, title: str) -> str:
     head = [title, "PSNR dB", "SSIM", "warping error"]
     if baseline:
         head += [f"warping vs {baseline}", f"PSNR vs {baseline}"]
-    if landmarks:
-        head += ["landmark error px", "face detected"]
+    cols = FOLLOWING.get(following, ())
+    head += [h for _, h, _ in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["name"] if r["kind"] == "model" else f"*{r['name']}*", _fmt(r["psnr_db"], 2),
@@ -300,9 +416,9 @@ def markdown_table(rows: Sequence[dict], *, baseline: str | None, landmarks: boo
                 cells += [f"{r['warping_vs_baseline_pct']:+.1f} %", f"{r['psnr_vs_baseline_db']:+.2f} dB"]
             else:
                 cells += ["", ""]
-        if landmarks:
-            dr = r.get("detection_rate")
-            cells += [_fmt(r.get("landmark_error_px"), 2), "-" if dr is None else f"{100 * dr:.0f} %"]
+        for key, _, nd in cols:
+            v = r.get(key)
+            cells.append(("-" if v is None else f"{100 * v:.0f} %") if nd == "pct" else _fmt(v, nd))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -338,6 +454,33 @@ def pick_baseline(names: Sequence[str], infos: Sequence[dict], requested: str | 
     return per_frame[0] if len(per_frame) == 1 and len(names) > 1 else None
 
 
+def training_load_size(path: Path) -> tuple[int, int] | None:
+    """``data.load_size`` (H, W) of the command in the model's training record ``<model>.json``
+    (scripts/footage_models.py writes it), or None."""
+    record = path.with_suffix(".json")
+    try:
+        command = json.loads(record.read_text()).get("command", "")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    m = re.search(r"data\.load_size=\[\s*(\d+)\s*,\s*(\d+)\s*\]", command)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def prepare_settings(task: str) -> dict:
+    """How scripts/footage_models.py prepared the dataset of ``task`` (its video, --stride, --max-side,
+    --max-frames), so that --real-video reads the same frames; {} for other tasks."""
+    spec = importlib.util.spec_from_file_location("v2v_footage_models", ROOT / "scripts" / "footage_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if task not in module.TASKS:
+        return {}
+    args = module.TASKS[task][0]
+    opt = {k: args[args.index(k) + 1] for k in ("--video", "--stride", "--max-side", "--max-frames") if k in args}
+    return {"video": Path(opt["--video"]) if "--video" in opt else None, "stride": int(opt.get("--stride", 1)),
+            "max_side": int(opt.get("--max-side", 0)),
+            "max_frames": int(opt["--max-frames"]) if "--max-frames" in opt else None}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="street", help="dataset .cache/datasets/<task> (street, face, ...)")
@@ -357,8 +500,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--real-video", type=Path, default=None,
                     help="take the real held-out frames from this video's last frames (e.g. .cache/data/vtest.avi, "
                          "as scripts/demo.py does) instead of the dataset's JPEG targets")
-    ap.add_argument("--real-stride", type=int, default=2, help="with --real-video: frame stride of the dataset")
-    ap.add_argument("--real-max-side", type=int, default=256, help="with --real-video: longer side of the dataset (0: keep)")
+    ap.add_argument("--real-stride", type=int, default=None,
+                    help="with --real-video: frame stride of the dataset (default: as scripts/footage_models.py "
+                         "prepared --task, else 2)")
+    ap.add_argument("--real-max-side", type=int, default=None,
+                    help="with --real-video: longer side of the dataset (0: keep; default: as prepared, else 256)")
+    ap.add_argument("--real-max-frames", type=int, default=None,
+                    help="with --real-video: frames the dataset was made of (default: as prepared, else all)")
+    ap.add_argument("--load-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                    help="evaluate at this size (default: data.load_size of the models' training records, "
+                         "else the dataset's size)")
+    ap.add_argument("--pose", choices=("auto", "on", "off"), default="auto",
+                    help="pose condition following with mediapipe (auto: on for --task body)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--seed", type=int, default=0)
@@ -375,15 +528,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = a.out or ROOT / "bench" / "results" / f"eval_{a.task}{suffix}.json"
     data_root = a.data or DATASETS / a.task
     t_start = time.time()
-    sequences = load_heldout(data_root, a.split, a.sequence)
+    if a.load_size:
+        load_size, size_from = tuple(a.load_size), "--load-size"
+    else:
+        sizes = {training_load_size(p) for p in a.models} - {None}
+        if len(sizes) > 1:
+            raise SystemExit(f"the models were trained at different sizes {sorted(sizes)}; pass --load-size H W")
+        load_size, size_from = (sizes.pop(), "training records") if sizes else (None, "dataset")
+    sequences = load_heldout(data_root, a.split, a.sequence, size=load_size)
     real_source = {"real_frames": "dataset targets"}
     if a.real_video:
-        real_source = replace_real(sequences, a.real_video, stride=a.real_stride, max_side=a.real_max_side)
+        prep = prepare_settings(a.task)
+        stride = a.real_stride if a.real_stride is not None else prep.get("stride", 2)
+        max_side = a.real_max_side if a.real_max_side is not None else prep.get("max_side", 256)
+        max_frames = a.real_max_frames if a.real_max_frames is not None else prep.get("max_frames")
+        real_source = replace_real(sequences, a.real_video, stride=stride, max_side=max_side or None,
+                                   max_frames=max_frames)
         print(f"real frames: {a.real_video} (PSNR {real_source['psnr_vs_targets_db']} dB vs the dataset targets)")
     models = [(n, load_generator(p, a.device)) for n, p in zip(names, a.models)]
     infos = [model_info(p, m) for p, (_, m) in zip(a.models, models)]
     baseline = pick_baseline(names, infos, a.baseline)
     use_lm = a.landmarks == "on" or (a.landmarks == "auto" and a.task == "face")
+    use_pose = a.pose == "on" or (a.pose == "auto" and a.task == "body")
+    if use_lm and use_pose:
+        raise SystemExit("--landmarks and --pose exclude each other (one condition-following measure per run)")
+    following = "landmarks" if use_lm else "pose" if use_pose else None
     first_model = load_generator(a.first_frame_model, a.device) if a.first_frame_model else None
     if a.first_frame:
         mode = "real first frame given, not scored"
@@ -395,22 +564,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     if use_lm:
         from v2v.sketch import DlibLandmarks
         detector = DlibLandmarks()
+    poser, unavailable, fps = None, None, None
+    if use_pose:
+        from v2v import extras
+        if extras.has_mediapipe():
+            prep = prepare_settings(a.task)
+            video = prep.get("video")
+            fps = 30.0
+            if video is not None and video.exists():   # the dataset's frame rate: the smoothing depends on it
+                from v2v.video_io import read_frames
+                fps = (read_frames(video).fps or 30.0) / max(1, prep.get("stride", 1))
+            poser = pose_extractor(fps)
+        else:
+            unavailable = ("mediapipe is not installed (no .venv-mediapipe, $V2V_MEDIAPIPE_PYTHON or mediapipe "
+                           "in this interpreter): pose condition following skipped")
+            print(unavailable)
 
     results = []
     for data in sequences:
         print(f"{data_root / a.split / data.name}: {len(data)} frames at {data.size}, {mode}", flush=True)
         results.append(evaluate_sequence(models, data, first_frame=a.first_frame, first_frame_model=first_model,
-                                         detector=detector, device=a.device, precision=a.precision, seed=a.seed))
-    rows = summary_rows(results, names, baseline, use_lm)
+                                         detector=detector, poser=poser, device=a.device, precision=a.precision,
+                                         seed=a.seed))
+    rows = summary_rows(results, names, baseline, following)
     n_frames = sum(r["frames_scored"] for r in results)
     title = f"{a.task}, {n_frames} held-out frames at {results[0]['size']} ({mode})"
-    table = markdown_table(rows, baseline=baseline, landmarks=use_lm, title=title)
+    table = markdown_table(rows, baseline=baseline, following=following, title=title)
     print()
     print(table)
     report = {"task": a.task, "dataset": str(data_root), "split": a.split, **real_source,
               "first_frame_given": a.first_frame, "policy": mode,
               "first_frame_model": str(a.first_frame_model) if a.first_frame_model else None,
-              "baseline": baseline, "condition_following": "dlib 68 landmarks" if use_lm else None,
+              "load_size": list(load_size) if load_size else None, "load_size_from": size_from,
+              "baseline": baseline,
+              "condition_following": ("dlib 68 landmarks" if use_lm else
+                                      "mediapipe pose (v2v.pose.pose_video, crops=auto), people matched by "
+                                      "neck/hip anchors" if poser is not None else None),
+              "condition_following_unavailable": unavailable, **({"pose_fps": fps} if poser is not None else {}),
               **run_context(a.machine, "bench/evaluate.py", argv), "seconds": round(time.time() - t_start, 1),
               "models": dict(zip(names, infos)), "summary": rows, "table": table, "sequences": results}
     out.parent.mkdir(parents=True, exist_ok=True)

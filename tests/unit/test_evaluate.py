@@ -199,3 +199,101 @@ def test_long_video_main(setup):
     assert report["per_frame"]["warping_error"][1] is None  # nor the pair that starts at it
     assert report["machine"] == "test box" and all(w["rss_mb"] for w in report["windows"])
     assert report["table"].count("\n") == 1 + 3 + 2
+
+
+# ---------------------------------------------------------------------------------------------------------
+# body: pose condition following, evaluation size
+def _person(points: dict[int, tuple[float, float]], W: int, H: int, conf: float = 0.9):
+    from v2v.pose import Person
+
+    body = np.zeros((18, 3), np.float32)
+    for j, (x, y) in points.items():
+        body[j] = (x / W, y / H, conf)
+    return Person(body)
+
+
+def test_pose_following_matches_people_and_measures_pixels():
+    from v2v.pose import PoseFrame
+
+    W, H = 200, 100
+    a = {1: (40, 20), 8: (35, 50), 11: (45, 50), 10: (35, 90), 13: (45, 90)}     # neck, hips, ankles
+    b = {1: (120, 25), 8: (115, 55), 11: (125, 55), 10: (115, 92), 13: (125, 92)}
+    shift = lambda pts, dx, dy: {j: (x + dx, y + dy) for j, (x, y) in pts.items()}   # noqa: E731
+    real = [PoseFrame(W, H, [_person(a, W, H), _person(b, W, H)]),
+            PoseFrame(W, H, [_person(a, W, H), _person(b, W, H)])]
+    # frame 0: both found, listed in the other order, 3-4-5 px off; frame 1: only b, plus a far false positive
+    low = _person(shift(b, 3, 4), W, H)
+    low.body[10, 2] = 0.2                                        # not confident: this joint is not compared
+    ours = [PoseFrame(W, H, [_person(shift(b, 3, 4), W, H), _person(shift(a, -3, 4), W, H)]),
+            PoseFrame(W, H, [low, _person(shift(a, 90, 0), W, H)])]
+    r = ev.pose_following(real, ours)
+    assert r["keypoint_error_px"] == pytest.approx(5.0, abs=1e-4)
+    assert r["keypoints_compared"] == 5 + 5 + 4
+    assert r["person_recall"] == pytest.approx(3 / 4) and r["person_precision"] == pytest.approx(3 / 4)
+    assert r["people_per_frame"] == 2 and r["people_matched"] == 3
+    assert r["keypoint_error_per_frame"] == [pytest.approx(5.0), pytest.approx(5.0)]
+    # two people side by side: closest pairs first, not the first pair within reach (c'-d is 18 px, c'-c 5 px)
+    c = {1: (60, 20), 8: (56, 50), 11: (64, 50), 10: (56, 90), 13: (64, 90)}
+    d = shift(c, 15, 0)
+    close = ev.pose_following([PoseFrame(W, H, [_person(c, W, H), _person(d, W, H)])],
+                              [PoseFrame(W, H, [_person(shift(d, -3, 4), W, H), _person(shift(c, 3, 4), W, H)])])
+    assert close["keypoint_error_px"] == pytest.approx(5.0, abs=1e-4) and close["person_recall"] == 1
+    # the real people found in the real frames themselves: no error, all found
+    same = ev.pose_following(real, real)
+    assert same["keypoint_error_px"] == 0 and same["person_recall"] == 1
+    # a person moved by more than half its height is not found; nobody at all gives None, not a crash
+    far = ev.pose_following(real[:1], [PoseFrame(W, H, [_person(shift(a, 0, 40), W, H)])])
+    assert far["person_recall"] == 0 and far["keypoint_error_px"] is None and far["person_precision"] == 0
+    empty = ev.pose_following(real[:1], [PoseFrame(W, H, [])])
+    assert empty["person_precision"] is None and empty["keypoint_error_per_frame"] == [None]
+    with pytest.raises(ValueError):
+        ev.pose_following(real, ours[:1])
+
+
+def test_pose_following_in_evaluate_sequence(setup):
+    """A fake extractor that finds the same person in every real frame and nobody in ours."""
+    from v2v.pose import PoseFrame
+
+    data, paths, _ = setup
+    seq = ev.load_heldout(data)[0]
+    calls = []
+
+    def poser(frames):
+        calls.append(len(frames))
+        real = all(np.array_equal(a, b) for a, b in zip(frames, seq.real))
+        people = [_person({1: (10, 5), 8: (9, 20), 11: (12, 20)}, SIZE, SIZE)] if real else []
+        return [PoseFrame(SIZE, SIZE, list(people)) for _ in frames], {"people_total": len(people) * len(frames)}
+
+    res = ev.evaluate_sequence([("ours", load_generator(paths["full"]))], seq, first_frame=True, poser=poser,
+                               log=lambda m: None)
+    assert calls == [N_FRAMES, N_FRAMES]                   # the whole clip, real and ours, frame 0 included
+    assert res["references"]["real video"]["people_per_frame"] == 1
+    assert res["references"]["still real frame 0"]["keypoint_error_px"] == 0
+    row = res["models"]["ours"]
+    assert row["person_recall"] == 0 and row["keypoint_error_px"] is None and row["people_per_frame"] == 0
+    assert row["keypoint_error_per_frame"] == [None] * (N_FRAMES - 1)   # the given real frame 0 is not scored
+    assert row["pose_extractor"] == {"people_total": 0}
+
+
+def test_body_options_size_and_missing_mediapipe(setup, monkeypatch):
+    from v2v import extras
+
+    data, paths, root = setup
+    small = ev.load_heldout(data, size=(16, 24))[0]
+    assert small.size == "24x16" and small.sources[0].shape == (LABEL_NC, 16, 24)
+    assert small.instances[0].shape == (16, 24) and set(np.unique(small.sources[0].sum(0).numpy())) == {1.0}
+    record = root / "full.json"
+    record.write_text(json.dumps({"command": "train/train.py --set data.load_size=[16,24] --set x=1"}))
+    assert ev.training_load_size(root / "full.safetensors") == (16, 24)
+    assert ev.prepare_settings("body")["max_frames"] == 300 and ev.prepare_settings("nope") == {}
+    monkeypatch.setattr(extras, "has_mediapipe", lambda: False)
+    out = root / "body.json"
+    try:
+        assert ev.main(["--data", str(data), "--models", str(paths["full"]), "--pose", "on", "--out", str(out)]) == 0
+    finally:
+        record.unlink()
+    report = json.loads(out.read_text())
+    assert report["load_size"] == [16, 24] and report["sequences"][0]["size"] == "24x16"
+    assert report["condition_following"] is None and "mediapipe" in report["condition_following_unavailable"]
+    assert report["summary"][0]["keypoint_error_px"] is None and report["summary"][0]["person_recall"] is None
+    assert "keypoint error px" in report["table"]
