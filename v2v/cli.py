@@ -65,17 +65,15 @@ def frame_to_source(frame: np.ndarray, cfg: GeneratorConfig, kind: str) -> torch
         if cfg.input_nc not in (cfg.label_nc, cfg.label_nc + 1):
             raise UsageError(f"this model takes input_nc={cfg.input_nc} with label_nc={cfg.label_nc}; "
                              "the CLI only builds labels (+ one boundary channel)")
-        ids = torch.from_numpy(np.ascontiguousarray(frame[:, :, 0])).long()
-        top = int(ids.max())
-        if top >= cfg.label_nc:
-            raise UsageError(f"label id {top} found but the model has label_nc={cfg.label_nc} (ids 0..{cfg.label_nc - 1}); "
-                             "are these label-id images (not colour-coded labels)?")
-        source = torch.nn.functional.one_hot(ids, cfg.label_nc).permute(2, 0, 1).float()
-        if cfg.input_nc == cfg.label_nc + 1:
-            from .labels import instance_boundary
+        from .labels import encode_frame, instance_boundary
+        from .sources import SourceError
 
-            source = torch.cat([source, instance_boundary(ids).float().unsqueeze(0)], dim=0)
-        return source
+        ids = np.ascontiguousarray(frame[:, :, 0])
+        boundary = instance_boundary(ids) if cfg.input_nc == cfg.label_nc + 1 else None
+        try:
+            return encode_frame(ids, cfg.label_nc, boundary)
+        except SourceError as e:
+            raise UsageError(f"{e}; are these label-id images (not colour-coded labels)?") from None
     raise UsageError(f"unknown source kind {kind!r}; choose one of {SOURCE_KINDS}")
 
 
