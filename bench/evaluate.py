@@ -445,6 +445,12 @@ def run_context(machine: str, script: str, argv: Sequence[str] | None) -> dict:
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def write_report(out: Path, report: dict) -> None:
+    """The JSON report every bench script writes (one indented file, parents created)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+
+
 def pick_baseline(names: Sequence[str], infos: Sequence[dict], requested: str | None) -> str | None:
     if requested:
         if requested not in names:
@@ -603,8 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "condition_following_unavailable": unavailable, **({"pose_fps": fps} if poser is not None else {}),
               **run_context(a.machine, "bench/evaluate.py", argv), "seconds": round(time.time() - t_start, 1),
               "models": dict(zip(names, infos)), "summary": rows, "table": table, "sequences": results}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    write_report(out, report)
     print(f"\nwrote {out} ({report['seconds']} s)")
     return 0
 

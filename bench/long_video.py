@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
 import os
 import sys
@@ -211,8 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "fps": round(a.frames / seconds, 2), **summary, "table": table,
               "per_frame": {k: [None if math.isnan(v) else round(v, 4) for v in per[k]]
                             for k in ("psnr", "ssim", "warping_error", "warping_error_real")}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    ev.write_report(out, report)
     print(f"\nwrote {out} ({seconds:.0f} s, {a.frames / seconds:.2f} frames/s)")
     return 0
 
