@@ -22,6 +22,7 @@ import torch
 
 from .checkpoint import load_generator, read_config, read_metadata
 from .config import GeneratorConfig
+from .tensors import model_to_uint8, uint8_to_model
 from .video_io import VideoWriter, read_frames
 
 SOURCE_KINDS = ("rgb", "labels")
@@ -33,17 +34,6 @@ class UsageError(ValueError):
 
 
 # ---- frames <-> tensors (minimal; richer loaders belong to v2v/labels.py, pose.py, sketch.py) -----------
-def rgb8_to_tensor(frame: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] -> float [3, H, W] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div_(127.5).sub_(1)
-
-
-def tensor_to_rgb8(frame: torch.Tensor) -> np.ndarray:
-    """float [1, 3, H, W] or [3, H, W] in [-1, 1] (any device) -> uint8 [H, W, 3]."""
-    frame = frame.detach().float().reshape(-1, *frame.shape[-2:])[:3]
-    return ((frame.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-
-
 def frame_to_source(frame: np.ndarray, cfg: GeneratorConfig, kind: str) -> torch.Tensor:
     """One RGB uint8 frame read from disk -> the model's source tensor [input_nc, H, W].
 
@@ -57,7 +47,7 @@ def frame_to_source(frame: np.ndarray, cfg: GeneratorConfig, kind: str) -> torch
         if cfg.input_nc != 3:
             raise UsageError(f"--source-kind rgb needs a model with input_nc=3, this one takes {cfg.input_nc} channels"
                              + (" (a label model: use --source-kind labels)" if cfg.label_nc else ""))
-        return rgb8_to_tensor(frame)
+        return uint8_to_model(frame)
     if kind == "labels":
         if not cfg.label_nc:
             raise UsageError("--source-kind labels needs a label model (label_nc > 0); this one has label_nc=0 "
@@ -85,7 +75,7 @@ def _load_first_frame(path: str, index: int, size: tuple[int, int]) -> torch.Ten
                          f"{size[0]}x{size[1]}; resize it to match")
     for i, frame in enumerate(source):
         if i == index:
-            return rgb8_to_tensor(frame)
+            return uint8_to_model(frame)
     raise UsageError(f"--first-frame-index {index} is past the end of {path}")
 
 
@@ -119,7 +109,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     with VideoWriter(args.out, fps=fps, size=frames.size) as writer, \
             tqdm(total=total, unit="frame", desc="generate", disable=args.quiet) as bar:
         for source in itertools.chain([first_source], sources):
-            writer.write(tensor_to_rgb8(sampler.step(source)))
+            writer.write(model_to_uint8(sampler.step(source)[0]))
             bar.update(1)
     if not args.quiet:
         print(f"wrote {writer.count} frames to {args.out}", file=sys.stderr)

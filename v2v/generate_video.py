@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .sampler import StreamingSampler
+from .tensors import model_to_uint8
 from .video_io import VideoWriter
 
 Progress = Callable[[int, int], None]
@@ -189,11 +190,6 @@ def iter_frames(model: torch.nn.Module, source, *, frames: FrameRange | None = N
             progress(done, n)
 
 
-def to_uint8(frame: torch.Tensor) -> np.ndarray:
-    """Model frame ``[3, H, W]`` in [-1, 1] (any device) -> uint8 ``[H, W, 3]``."""
-    return ((frame.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 def generate_images(model: torch.nn.Module, source, *, start: int = 0, max_frames: int = 0,
                     available: int | None = None, **kwargs) -> torch.Tensor:
     """All frames as a ComfyUI IMAGE ``[T, H, W, 3]`` float32 on the CPU (refused up front if it would not fit)."""
@@ -240,7 +236,7 @@ def generate_to_file(model: torch.nn.Module, source, path: str | Path, *, start:
     kept: list[torch.Tensor] = []
     with VideoWriter(path, fps=fps, crf=crf) as writer:
         for i, frame in enumerate(iter_frames(model, source, frames=frames, **kwargs)):
-            rgb = to_uint8(frame)
+            rgb = model_to_uint8(frame)
             writer.write(rgb)
             if i in keep:
                 kept.append(torch.from_numpy(rgb).float().div_(255.0))

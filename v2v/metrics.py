@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .optical_flow import FlowCache, FlowParams, warp_numpy
+from .tensors import model_to_uint8
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -93,11 +94,9 @@ def ssim(x: torch.Tensor, y: torch.Tensor, value_range: tuple[float, float] = (-
 def to_uint8_frames(frames) -> list[np.ndarray]:
     """Model tensors [T, 3, H, W] in [-1, 1] (or [T, H, W, 3] uint8 / float 0..1 arrays) -> uint8 RGB list."""
     if isinstance(frames, torch.Tensor):
-        t = frames.detach().float().cpu()
-        if t.ndim != 4 or t.shape[1] != 3:
-            raise ValueError(f"expected model frames [T, 3, H, W], got {tuple(t.shape)}")
-        arr = ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return list(arr)
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"expected model frames [T, 3, H, W], got {tuple(frames.shape)}")
+        return list(model_to_uint8(frames))
     out = []
     for f in frames:
         f = np.asarray(f)

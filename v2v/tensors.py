@@ -48,3 +48,14 @@ def image_to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
 def uint8_to_image(frames: np.ndarray) -> torch.Tensor:
     """numpy uint8 ``[N, H, W, 3]`` -> IMAGE ``[N, H, W, 3]`` float32 in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
+
+
+def model_to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """Model frame(s) ``[..., 3, H, W]`` in [-1, 1] (any device) -> numpy uint8 ``[..., H, W, 3]`` RGB."""
+    t = frames.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return t.movedim(-3, -1).cpu().numpy()
+
+
+def uint8_to_model(rgb: np.ndarray) -> torch.Tensor:
+    """numpy uint8 ``[..., H, W, 3]`` RGB -> float32 ``[..., 3, H, W]`` in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).movedim(-1, -3).float().div(127.5).sub(1)

@@ -106,7 +106,7 @@ def _per_frame_run(model_path: Path, source) -> list[np.ndarray]:
     import torch
 
     from v2v.checkpoint import load_generator
-    from v2v.generate_video import to_uint8
+    from v2v.tensors import model_to_uint8
     from v2v.sampler import StreamingSampler
 
     model = load_generator(model_path)
@@ -114,7 +114,7 @@ def _per_frame_run(model_path: Path, source) -> list[np.ndarray]:
     for t in range(len(source)):
         sampler = StreamingSampler(model, seed=0)
         with torch.no_grad():
-            out.append(to_uint8(sampler.step(source.get(t))[0]))
+            out.append(model_to_uint8(sampler.step(source.get(t))[0]))
     return out
 
 

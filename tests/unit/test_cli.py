@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from v2v.checkpoint import save_generator
-from v2v.cli import frame_to_source, main, rgb8_to_tensor, tensor_to_rgb8
+from v2v.cli import frame_to_source, main
+from v2v.tensors import model_to_uint8, uint8_to_model
 from v2v.config import GeneratorConfig
 from v2v.generator import Vid2VidGenerator
 from v2v.video_io import VideoWriter, read_frames
@@ -89,7 +90,7 @@ def test_cli_matches_the_sampler(tmp_path, rgb_model, sketch_folder, capsys):
     out = tmp_path / "frames"
     assert run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out, "--quiet")[0] == 0
     model = load_generator(rgb_model)
-    expected = [tensor_to_rgb8(f) for f in generate(model, (rgb8_to_tensor(f) for f in read_frames(sketch_folder)))]
+    expected = [model_to_uint8(f[0]) for f in generate(model, (uint8_to_model(f) for f in read_frames(sketch_folder)))]
     assert all(np.array_equal(a, b) for a, b in zip(read_frames(out), expected))
 
 
