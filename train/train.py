@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import sys
@@ -90,6 +91,9 @@ class TrainConfig:
     n_frames_max: int = 8                  # doubling stops here (capped by the shortest sequence)
     double_every: int = 0                  # steps between doublings (0: start at n_frames_max)
     detach_prev: bool = True               # False: backprop through the clip (one G update per clip; 1 process)
+    generated_start: float = 0.0           # share of clips that start with NO real frames, as the sampler does
+                                           #   without a first frame (frames 0..L-1 generated, mask forced to 1);
+                                           #   0: every clip starts from L real frames (the paper's training)
     init_from: str | None = None           # coarser model (.safetensors) whose scales start this one
     finest_only_steps: int = 0             # with init_from: train only the new finest scale this long
     mask_loss_always: bool = True          # False: as the reference, only when no real first frames (never here)
@@ -314,13 +318,25 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _style(encoder, target, instance, t0: int, t1: int):
-    """Instance-averaged style features of frames t0..t1-1: [B, t1-t0, d, H, W] (None without an encoder)."""
+def _style(encoder, target, instance, frames: list[int]):
+    """Instance-averaged style features of the given frames: [B, len(frames), d, H, W] (None without an encoder)."""
     if encoder is None:
         return None
-    b, n = target.shape[0], t1 - t0
-    feats = encoder(target[:, t0:t1].flatten(0, 1), instance[:, t0:t1].flatten(0, 1))
+    b, n = target.shape[0], len(frames)
+    feats = encoder(target[:, frames].flatten(0, 1), instance[:, frames].flatten(0, 1))
     return feats.view(b, n, *feats.shape[1:])
+
+
+def input_window(t: int, n_past: int) -> list[int]:
+    """Frames F sees at t: t-L..t, the missing past padded with frame 0 (as the sampler pads its first frames)."""
+    return [max(0, i) for i in range(t - n_past, t + 1)]
+
+
+def starts_generated(step: int, cfg: "TrainConfig") -> bool:
+    """Whether the clip of ``step`` starts from no history; a pure function of (seed, step), so resume is exact."""
+    if cfg.generated_start <= 0:
+        return False
+    return random.Random(cfg.seed * 1_000_003 + step).random() < cfg.generated_start
 
 
 def fit_style_gmm(encoder, dataset: ClipDataset, label_nc: int, n_components: int, device, max_items: int = 64) -> dict:
@@ -483,7 +499,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 group["lr"] = lr
 
         stats = run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, weights, dcfg,
-                         coarse_params if state.step < cfg.finest_only_steps else [], n_past)
+                         coarse_params if state.step < cfg.finest_only_steps else [], n_past,
+                         generated_start=starts_generated(state.step, cfg))
         state.step += 1
         state.batch_in_epoch += 1
         frames_done += stats.pop("_frames")
@@ -537,8 +554,14 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             "finished": done}
 
 
-def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, weights, dcfg, frozen, n_past):
-    """One training clip: per frame t >= L, a D step then a G step.  Returns mean losses over frames."""
+def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, weights, dcfg, frozen, n_past,
+             generated_start: bool = False):
+    """One training clip: per generated frame, a D step then a G step.  Returns mean losses over frames.
+
+    The first L frames are real (the paper), or with ``generated_start`` generated like the sampler's start
+    without a first frame: frame 0 from no history, frames 1..L-1 from the padded generated ones, the mask
+    forced to 1 (``F`` learns the start it meets at test time, and the rest of the clip is conditioned on
+    its own frames only)."""
     device = accelerator.device
     src = batch["source"].to(device)          # [B, T, C, H, W]
     real = batch["target"].to(device)         # [B, T, 3, H, W]
@@ -546,17 +569,21 @@ def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, w
     conf = batch["flow_conf"].to(device)      # [B, T, 1, H, W]
     inst = batch["instance"].to(device) if "instance" in batch else None
     T = src.shape[1]
-    history = [real[:, i] for i in range(n_past)]     # the first L frames are real
+    t_first = 0 if generated_start else n_past
+    history = [real[:, i] for i in range(t_first)]     # the first L frames are real, or none
     sums: dict[str, float] = {}
     backprop_clip = False
 
     def add(name, value):
         sums[name] = sums.get(name, 0.0) + float(value)
 
-    for t in range(n_past, T):
+    for t in range(t_first, T):
         with accelerator.accumulate(G, D):
-            style = _style(E, real, inst, t - n_past, t + 1) if E is not None else None
-            out = G(src[:, t - n_past:t + 1], torch.stack(history[-n_past:], 1), style=style)
+            window = input_window(t, n_past)
+            style = _style(E, real, inst, window) if E is not None else None
+            warm_up = t < n_past                               # generated start: nothing trustworthy to warp
+            prev = torch.stack(([history[0]] * n_past + history)[-n_past:], 1) if history else None
+            out = G(src[:, window], prev, style=style, force_hallucinate=warm_up)
             fake = out.frame
             cond = src[:, t]                                   # D_I is conditioned on the source frame
             real_clip = real[:, :t + 1]
@@ -574,7 +601,7 @@ def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, w
             # ---- generator step (D frozen, called without its DDP wrapper) ----
             D_raw.requires_grad_(False)
             with accelerator.autocast():
-                terms = g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, n_past)
+                terms = g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, warm_up)
             g_loss = L.weighted_sum(terms, weights)
             if cfg.detach_prev:
                 accelerator.backward(g_loss)
@@ -597,14 +624,15 @@ def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, w
         opt_g.step()
         opt_g.zero_grad(set_to_none=True)
     D_raw.requires_grad_(True)
-    n = max(1, T - n_past)
+    n = max(1, T - t_first)
     stats = {k: v / n for k, v in sums.items()}
     stats["_frames"] = n * src.shape[0]
     return stats
 
 
-def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, n_past) -> dict[str, torch.Tensor]:
-    """The generator's loss terms at frame t (unweighted; names of v2v.losses.TERM_WEIGHTS)."""
+def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, warm_up=False) -> dict[str, torch.Tensor]:
+    """The generator's loss terms at frame t (unweighted; names of v2v.losses.TERM_WEIGHTS).  ``warm_up``: the
+    mask was forced to 1, so the mask and warp terms have nothing to act on (no flow terms at all at t = 0)."""
     real_t = real[:, t]
     fake_feats = D_raw.image(torch.cat([cond, fake], 1))
     raw_feats = D_raw.image(torch.cat([cond, out.hallucinated], 1))
@@ -617,10 +645,10 @@ def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, n_pa
     }
     if vgg is not None:
         terms["vgg"] = L.vgg_loss(vgg, fake, real_t)
-    if out.flow is not None:
+    if out.flow is not None and t > 0:
         terms.update(L.flow_loss(out.flow, flow[:, t], real[:, t - 1], real_t, conf[:, t]))
         terms["generator_warp"] = L.generator_warp_loss(fake, history[-1], flow[:, t], conf[:, t])
-        if cfg.mask_loss_always:
+        if cfg.mask_loss_always and not warm_up:
             terms["mask"] = L.mask_loss(out.mask)
     scales = D_raw.temporal_scales(t + 1)
     if scales:
@@ -652,7 +680,7 @@ def generate_clip(G, E, item_or_batch, device, n_past):
     inst = None if inst is None else (inst[None] if inst.dim() == 4 else inst).to(device)
     frames = [real[:, i] for i in range(n_past)]
     for t in range(n_past, src.shape[1]):
-        style = _style(E, real, inst, t - n_past, t + 1) if E is not None else None
+        style = _style(E, real, inst, input_window(t, n_past)) if E is not None else None
         frames.append(G(src[:, t - n_past:t + 1], torch.stack(frames[-n_past:], 1), style=style).frame)
     return torch.stack(frames, 1)
 

@@ -1,5 +1,6 @@
 """Trainer options in-process on 32x32 toy data: foreground prior + style encoder + GMM, backprop through the
-clip, spatial growth from a coarser model (coarse scales frozen for finest_only_steps)."""
+clip, spatial growth from a coarser model (coarse scales frozen for finest_only_steps), clips that start from
+no history (generated_start)."""
 import json
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from train.data import write_toy_dataset
-from train.train import TrainConfig, train
+from train.train import TrainConfig, starts_generated, train
 
 pytestmark = pytest.mark.slow
 
@@ -60,3 +61,40 @@ def test_spatial_growth_starts_from_the_coarser_model(toy, tmp_path):
                init_from=str(tmp_path / "coarse" / "model.safetensors")))
     frozen = load_generator(tmp_path / "frozen" / "model.safetensors").scales[0].state_dict()
     assert all(torch.equal(c[k], frozen[k]) for k in c)  # untouched while only the finest scale trains
+
+
+def _record_generator_calls(monkeypatch):
+    from v2v.generator import Vid2VidGenerator
+
+    calls = []
+    forward = Vid2VidGenerator.forward
+
+    def spy(self, sources, prev_frames=None, *, style=None, force_hallucinate=False):
+        calls.append((None if prev_frames is None else tuple(prev_frames.shape), force_hallucinate))
+        return forward(self, sources, prev_frames, style=style, force_hallucinate=force_hallucinate)
+
+    monkeypatch.setattr(Vid2VidGenerator, "forward", spy)
+    return calls
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_generated_start_trains_the_samplers_first_frames(toy, tmp_path, monkeypatch, share):
+    calls = _record_generator_calls(monkeypatch)
+    # style encoder + fg prior: the padded input windows also feed the per-frame style features
+    result = train(base(toy, tmp_path / "gs", max_steps=1, generated_start=share,
+                        model={"foreground": True, "fg_label_ids": [1], "style_nc": 3}))
+    assert result["finished"] and torch.isfinite(torch.tensor(result["history"][0]["loss_g"]))
+    L, T = 2, 4
+    prev = (1, L, 3, 32, 32)
+    if share == 0.0:   # the paper: L real frames, then T - L generated from real-started history
+        assert calls == [(prev, False)] * (T - L)
+    else:              # the sampler's start: from nothing, then padded generated history, then free running
+        assert calls == [(None, True), (prev, True)] + [(prev, False)] * (T - L)
+
+
+def test_generated_start_share_is_reproducible_per_step():
+    cfg = TrainConfig(generated_start=0.3, seed=5)
+    picks = [starts_generated(s, cfg) for s in range(2000)]
+    assert picks == [starts_generated(s, cfg) for s in range(2000)]   # resume replays the same choices
+    assert 0.25 < sum(picks) / len(picks) < 0.35
+    assert not any(starts_generated(s, TrainConfig(generated_start=0.0)) for s in range(100))
