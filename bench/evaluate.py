@@ -136,16 +136,16 @@ def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | No
 
 
 def replace_real(sequences: Sequence[Heldout], video: Path, *, stride: int, max_side: int | None,
-                 max_frames: int | None = None) -> dict:
+                 max_frames: int | None = None, crop: tuple[int, int, int, int] | None = None) -> dict:
     """Use the LAST frames of ``video`` (read as scripts/footage_models.py prepare extracted it: ``stride``,
-    ``max_side``, ``max_frames``) as the real held-out frames instead of the dataset's (JPEG) targets, resized
+    ``max_side``, ``max_frames``, ``crop``) as the real held-out frames instead of the dataset's (JPEG) targets, resized
     to the held-out size as the targets were; checks that they are the same frames."""
     from v2v.sources import read_video
 
     if len(sequences) != 1:
         raise SystemExit("--real-video needs exactly one held-out sequence (use --sequence)")
     data = sequences[0]
-    frames = list(read_video(video, stride=stride, max_side=max_side, max_frames=max_frames).rgb[-len(data):])
+    frames = list(read_video(video, stride=stride, max_side=max_side, max_frames=max_frames, crop=crop).rgb[-len(data):])
     frames = [_resize(f, data.real[0].shape[:2], nearest=False) for f in frames]
     if len(frames) != len(data) or frames[0].shape != data.real[0].shape:
         raise SystemExit(f"{video}: got {len(frames)} frames of {frames[0].shape}, expected {len(data)} of "
@@ -468,23 +468,25 @@ def training_load_size(path: Path) -> tuple[int, int] | None:
         command = json.loads(record.read_text()).get("command", "")
     except (OSError, json.JSONDecodeError, AttributeError):
         return None
-    m = re.search(r"data\.load_size=\[\s*(\d+)\s*,\s*(\d+)\s*\]", command)
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    found = re.findall(r"data\.load_size=\[\s*(\d+)\s*,\s*(\d+)\s*\]", command)  # the last --set wins
+    return (int(found[-1][0]), int(found[-1][1])) if found else None
 
 
 def prepare_settings(task: str) -> dict:
     """How scripts/footage_models.py prepared the dataset of ``task`` (its video, --stride, --max-side,
-    --max-frames), so that --real-video reads the same frames; {} for other tasks."""
+    --max-frames, --crop), so that --real-video reads the same frames; {} for other tasks."""
     spec = importlib.util.spec_from_file_location("v2v_footage_models", ROOT / "scripts" / "footage_models.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if task not in module.TASKS:
         return {}
     args = module.TASKS[task][0]
-    opt = {k: args[args.index(k) + 1] for k in ("--video", "--stride", "--max-side", "--max-frames") if k in args}
+    opt = {k: args[args.index(k) + 1] for k in ("--video", "--stride", "--max-side", "--max-frames", "--crop")
+           if k in args}
     return {"video": Path(opt["--video"]) if "--video" in opt else None, "stride": int(opt.get("--stride", 1)),
             "max_side": int(opt.get("--max-side", 0)),
-            "max_frames": int(opt["--max-frames"]) if "--max-frames" in opt else None}
+            "max_frames": int(opt["--max-frames"]) if "--max-frames" in opt else None,
+            "crop": tuple(int(v) for v in opt["--crop"].split(",")) if "--crop" in opt else None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -549,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_side = a.real_max_side if a.real_max_side is not None else prep.get("max_side", 256)
         max_frames = a.real_max_frames if a.real_max_frames is not None else prep.get("max_frames")
         real_source = replace_real(sequences, a.real_video, stride=stride, max_side=max_side or None,
-                                   max_frames=max_frames)
+                                   max_frames=max_frames, crop=prep.get("crop"))
         print(f"real frames: {a.real_video} (PSNR {real_source['psnr_vs_targets_db']} dB vs the dataset targets)")
     models = [(n, load_generator(p, a.device)) for n, p in zip(names, a.models)]
     infos = [model_info(p, m) for p, (_, m) in zip(a.models, models)]

@@ -207,8 +207,8 @@ def update_dataset_json(out: Path, entries: dict[str, Any], task: str, *, dry_ru
 
 def prepare(task: str, video: str | os.PathLike, out: str | os.PathLike, *, split: str = "train",
             sequence: str | None = None, max_frames: int | None = None, max_side: int | None = None,
-            stride: int = 1, start: int = 0, val_fraction: float = 0.0, target_format: str = "png", log=print,
-            **extract_kwargs) -> Path:
+            stride: int = 1, start: int = 0, val_fraction: float = 0.0, target_format: str = "png",
+            crop: tuple[int, int, int, int] | None = None, log=print, **extract_kwargs) -> Path:
     """Decode ``video``, extract its source for ``task`` and write one sequence; returns its folder.
 
     ``val_fraction`` > 0 extracts the video ONCE and writes its first frames to ``train/<name>`` and the
@@ -224,7 +224,7 @@ def prepare(task: str, video: str | os.PathLike, out: str | os.PathLike, *, spli
     video = Path(video)
     if not 0 <= val_fraction < 1:
         raise PrepareError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    frames = read_video(video, max_frames=max_frames, stride=stride, max_side=max_side, start=start)
+    frames = read_video(video, max_frames=max_frames, stride=stride, max_side=max_side, start=start, crop=crop)
     h, w = frames.rgb.shape[1:3]
     log(f"{video}: {len(frames.rgb)} frames of {w}x{h}; extracting {task} sources")
     source = extract_source(task, frames, log=log, **extract_kwargs)
@@ -246,6 +246,15 @@ def prepare(task: str, video: str | os.PathLike, out: str | os.PathLike, *, spli
     return seq_dirs[0]
 
 
+def _crop_arg(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--crop takes X,Y,WIDTH,HEIGHT in pixels, e.g. 416,112,320,240; "
+                                         f"got {text!r}") from None
+    return x, y, w, h
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -258,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     p.add_argument("--start", type=int, default=0, help="first frame to use")
+    p.add_argument("--crop", type=_crop_arg, default=None, metavar="X,Y,W,H",
+                   help="keep this window of every frame (video pixels), before --max-side: e.g. the part of "
+                        "a wide shot where people walk, so they are large in the training frames")
     p.add_argument("--target-format", default="png", choices=("png", "jpg"),
                    help="how target frames are stored (jpg: quality 95, ~8x smaller)")
     p.add_argument("--val-fraction", type=float, default=0.0,
@@ -269,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         prepare(a.task, a.video, a.out, split=a.split, sequence=a.sequence, max_frames=a.max_frames,
-                max_side=a.max_side, stride=a.stride, start=a.start, val_fraction=a.val_fraction,
+                max_side=a.max_side, stride=a.stride, start=a.start, val_fraction=a.val_fraction, crop=a.crop,
                 target_format=a.target_format, sketch_mode=a.sketch_mode, keypoints=a.keypoints,
                 labels=a.labels, label_nc=a.label_nc)
     except (PrepareError, ValueError, ImportError, OSError) as e:

@@ -116,11 +116,13 @@ class Frames:
 
 
 def read_video(path: str | os.PathLike, *, max_frames: int | None = None, stride: int = 1,
-               start: int = 0, max_side: int | None = None) -> Frames:
+               start: int = 0, max_side: int | None = None,
+               crop: tuple[int, int, int, int] | None = None) -> Frames:
     """Decode a video file or a folder of images into RGB uint8 frames.
 
+    ``crop=(x, y, width, height)`` keeps that window of every frame (pixels of the decoded video), then
     ``max_side`` downscales (area interpolation) so the longer side is at most that many pixels.
-    Raises :class:`SourceError` for a missing, empty or undecodable input.
+    Raises :class:`SourceError` for a missing, empty or undecodable input or a crop outside the frame.
     """
     path = Path(path)
     try:
@@ -136,9 +138,21 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None, stride
     names = [video.frame_name(i) for i in indices]
     fps = video.fps or 30.0
     rgb = np.stack(frames)
+    if crop is not None:
+        rgb = crop_frames(rgb, crop, what=str(path))
     if max_side and max(rgb.shape[1:3]) > max_side:
         rgb = resize_frames(rgb, max_side=max_side)
     return Frames(rgb=rgb, fps=fps / max(1, stride), names=names)
+
+
+def crop_frames(rgb: np.ndarray, crop: tuple[int, int, int, int], *, what: str = "video") -> np.ndarray:
+    """The window ``crop=(x, y, width, height)`` of ``[T, H, W, C]`` frames (a copy: contiguous)."""
+    x, y, cw, ch = (int(v) for v in crop)
+    h, w = rgb.shape[1:3]
+    if cw < 1 or ch < 1 or x < 0 or y < 0 or x + cw > w or y + ch > h:
+        raise SourceError(f"crop x={x} y={y} width={cw} height={ch} does not fit {what}'s {w}x{h} frames; "
+                          f"choose a window inside 0..{w}, 0..{h}")
+    return np.ascontiguousarray(rgb[:, y:y + ch, x:x + cw])
 
 
 def resize_frames(rgb: np.ndarray, *, max_side: int | None = None, size: tuple[int, int] | None = None,

@@ -283,9 +283,10 @@ def test_body_options_size_and_missing_mediapipe(setup, monkeypatch):
     assert small.size == "24x16" and small.sources[0].shape == (LABEL_NC, 16, 24)
     assert small.instances[0].shape == (16, 24) and set(np.unique(small.sources[0].sum(0).numpy())) == {1.0}
     record = root / "full.json"
-    record.write_text(json.dumps({"command": "train/train.py --set data.load_size=[16,24] --set x=1"}))
+    record.write_text(json.dumps({"command": "train/train.py --set data.load_size=[8,8] --set x=1 "
+                                             "--set data.load_size=[16,24]"}))   # the last override wins
     assert ev.training_load_size(root / "full.safetensors") == (16, 24)
-    assert ev.prepare_settings("body")["max_frames"] == 300 and ev.prepare_settings("nope") == {}
+    assert ev.prepare_settings("body")["crop"] == (384, 128, 320, 240) and ev.prepare_settings("nope") == {}
     monkeypatch.setattr(extras, "has_mediapipe", lambda: False)
     out = root / "body.json"
     try:

@@ -131,3 +131,24 @@ def test_val_fraction_splits_one_extraction_in_time_and_jpg_targets(video, tmp_p
     assert len(validate_dataset(cfg, "val")) == 1
     with pytest.raises(PrepareError, match="val-fraction"):
         prepare("sketch", path, tmp_path / "other", sketch_mode="edges", val_fraction=1.0)
+
+
+def test_crop_keeps_a_window_before_downscaling(video, tmp_path):
+    from v2v.sources import SourceError, read_video
+
+    path, _ = video
+    full = read_video(path).rgb
+    window = read_video(path, crop=(16, 8, 40, 32)).rgb
+    assert window.shape == (6, 32, 40, 3) and np.array_equal(window, full[:, 8:40, 16:56])
+    assert read_video(path, crop=(16, 8, 40, 32), max_side=20).rgb.shape == (6, 16, 20, 3)
+    with pytest.raises(SourceError, match="does not fit .* 64x48"):
+        read_video(path, crop=(40, 0, 40, 32))
+    out = tmp_path / "ds"
+    r = subprocess.run([sys.executable, str(REPO / "train" / "prepare.py"), "--task", "sketch", "--sketch-mode",
+                        "edges", "--video", str(path), "--out", str(out), "--crop", "16,8,40,32"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(out / "train" / "clip" / "target" / "000000.png")).shape == (32, 40, 3)
+    r = subprocess.run([sys.executable, str(REPO / "train" / "prepare.py"), "--task", "sketch", "--video", str(path),
+                        "--out", str(tmp_path / "x"), "--crop", "16,8,40"], capture_output=True, text=True)
+    assert r.returncode == 2 and "X,Y,WIDTH,HEIGHT" in r.stderr
