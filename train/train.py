@@ -734,8 +734,10 @@ def write_sample(parts, samples_dir: Path, step: int, accelerator, cfg: TrainCon
 
 def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, final: bool) -> None:
     """The nodes' safetensors (generator + config + training metadata); at the end also the style GMM."""
+    size = dcfg.crop_size or dcfg.load_size        # (H, W) the generator saw; None: the dataset's own size
     extra = {"v2v.train": json.dumps({"step": state.step, "task": cfg.task, "source_kind": dcfg.source_kind,
-                                      "preset": cfg.preset, "finished": final})}
+                                      "preset": cfg.preset, "finished": final,
+                                      "frame_size": list(size) if size else None})}
     if final and E is not None and accelerator.is_main_process:
         gmm = fit_style_gmm(accelerator.unwrap_model(E), train_ds, dcfg.label_nc, cfg.style_gmm_components,
                             accelerator.device)

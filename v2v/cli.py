@@ -125,6 +125,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"model: {args.model}")
     print(f"parameters: {n_params:,}")
     print(f"frame size: multiples of {cfg.size_multiple}; past frames L={cfg.n_past}; input channels {cfg.input_nc}")
+    try:
+        trained = json.loads(metadata.get("v2v.train", "{}")).get("frame_size")
+    except (json.JSONDecodeError, AttributeError):
+        trained = None
+    if trained:   # fully convolutional, but things are drawn at the scale it learnt: feed frames of this size
+        print(f"trained on {trained[1]}x{trained[0]} (WxH) frames: feed sources of that size for its learnt scale")
     print("metadata: " + json.dumps(extras, indent=2, sort_keys=True))
     print("config: " + json.dumps(cfg.to_dict(), indent=2))
     return 0

@@ -52,7 +52,7 @@ def test_tiny_run_learns_and_writes_a_loadable_model(toy, tmp_path):
     assert mean(last, "loss_d") < mean(first, "loss_d")
     model = load_generator(out / "model.safetensors")
     meta = json.loads(read_metadata(out / "model.safetensors")["v2v.train"])
-    assert meta["step"] == 20 and meta["finished"] is True
+    assert meta["step"] == 20 and meta["finished"] is True and meta["frame_size"] == [64, 64]
     sampler = StreamingSampler(model)
     src = torch.zeros(model.cfg.input_nc, 64, 64)
     src[0] = 1

@@ -1,6 +1,7 @@
 """python -m v2v: end to end on a tiny saved model, and one-line errors with exit status 2."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -127,6 +128,14 @@ def test_info(rgb_model, capsys):
     out = capsys.readouterr().out
     n = sum(p.numel() for p in Vid2VidGenerator(GeneratorConfig(input_nc=3, **TINY)).parameters())
     assert f"parameters: {n:,}" in out and '"ngf": 4' in out and '"v2v.format_version": "1"' in out
+    assert "trained on" not in out   # no training record: no size claimed
+
+
+def test_info_names_the_training_frame_size(tmp_path, capsys):
+    path = save_generator(Vid2VidGenerator(GeneratorConfig(input_nc=3, **TINY)), tmp_path / "m.safetensors",
+                          extra_metadata={"v2v.train": json.dumps({"step": 3, "frame_size": [120, 160]})})
+    assert main(["info", "--model", str(path)]) == 0
+    assert "trained on 160x120 (WxH) frames" in capsys.readouterr().out
 
 
 def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
