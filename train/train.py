@@ -96,7 +96,8 @@ class TrainConfig:
                                            #   0: every clip starts from L real frames (the paper's training)
     init_from: str | None = None           # coarser model (.safetensors) whose scales start this one
     finest_only_steps: int = 0             # with init_from: train only the new finest scale this long
-    mask_loss_always: bool = True          # False: as the reference, only when no real first frames (never here)
+    mask_loss_always: bool = True          # False: as the reference, only on clips without real first frames
+                                           #   (the generated_start ones)
     # logging / checkpoints
     log_every: int = 10
     sample_every: int = 100
@@ -601,7 +602,8 @@ def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, w
             # ---- generator step (D frozen, called without its DDP wrapper) ----
             D_raw.requires_grad_(False)
             with accelerator.autocast():
-                terms = g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, warm_up)
+                terms = g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up,
+                                mask_reg=cfg.mask_loss_always or generated_start)
             g_loss = L.weighted_sum(terms, weights)
             if cfg.detach_prev:
                 accelerator.backward(g_loss)
@@ -630,9 +632,11 @@ def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, w
     return stats
 
 
-def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, warm_up=False) -> dict[str, torch.Tensor]:
+def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up=False,
+            mask_reg=True) -> dict[str, torch.Tensor]:
     """The generator's loss terms at frame t (unweighted; names of v2v.losses.TERM_WEIGHTS).  ``warm_up``: the
-    mask was forced to 1, so the mask and warp terms have nothing to act on (no flow terms at all at t = 0)."""
+    mask was forced to 1, so the mask and warp terms have nothing to act on (no flow terms at all at t = 0).
+    ``mask_reg``: add the mask regulariser (pushes towards warping)."""
     real_t = real[:, t]
     fake_feats = D_raw.image(torch.cat([cond, fake], 1))
     raw_feats = D_raw.image(torch.cat([cond, out.hallucinated], 1))
@@ -648,7 +652,7 @@ def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, cfg, warm
     if out.flow is not None and t > 0:
         terms.update(L.flow_loss(out.flow, flow[:, t], real[:, t - 1], real_t, conf[:, t]))
         terms["generator_warp"] = L.generator_warp_loss(fake, history[-1], flow[:, t], conf[:, t])
-        if cfg.mask_loss_always and not warm_up:
+        if mask_reg and not warm_up:
             terms["mask"] = L.mask_loss(out.mask)
     scales = D_raw.temporal_scales(t + 1)
     if scales:

@@ -98,3 +98,9 @@ def test_generated_start_share_is_reproducible_per_step():
     assert picks == [starts_generated(s, cfg) for s in range(2000)]   # resume replays the same choices
     assert 0.25 < sum(picks) / len(picks) < 0.35
     assert not any(starts_generated(s, TrainConfig(generated_start=0.0)) for s in range(100))
+
+
+@pytest.mark.parametrize("always,share,expect_mask", [(True, 0.0, True), (False, 0.0, False), (False, 1.0, True)])
+def test_mask_regulariser_only_on_generated_starts_unless_always(toy, tmp_path, always, share, expect_mask):
+    result = train(base(toy, tmp_path / "m", max_steps=1, mask_loss_always=always, generated_start=share))
+    assert ("mask" in result["history"][0]) == expect_mask

@@ -1,0 +1,54 @@
+"""scripts/footage_models.py: every variant's command trains what its name says (later --set values win)."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from train.train import load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    spec = importlib.util.spec_from_file_location("footage_models", REPO / "scripts" / "footage_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def config_of(cmd: list[str]):
+    config = cmd[cmd.index("--config") + 1]
+    sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
+    return load_config(REPO / config, sets)
+
+
+@pytest.mark.parametrize("name", ["street", "face", "body"])
+def test_tasks_use_the_recipe(recipe, name, tmp_path):
+    cfg = config_of(recipe.train_command(name, tmp_path / name))
+    assert cfg.preset == "small" and cfg.model["ngf"] == 24 and cfg.generated_start == 0.5
+    assert cfg.model.get("use_flow", True) and cfg.data["root"] == f".cache/datasets/{name}"
+
+
+def test_each_variant_flips_exactly_its_switch(recipe, tmp_path):
+    expected = {"perframe": ("model", "use_flow", False), "nofg": ("model", "foreground", False),
+                "nodv": ("disc", "n_temporal_scales", 0), "realstart": (None, "generated_start", 0),
+                "maskreg_genonly": (None, "mask_loss_always", False)}
+    assert recipe.VARIANTS
+    for name, (dataset, _) in recipe.VARIANTS.items():
+        base = config_of(recipe.train_command(dataset, tmp_path / dataset)).to_dict()
+        variant = config_of(recipe.train_command(name, tmp_path / name)).to_dict()
+        section, key, value = expected[name.split("_", 1)[1]]
+        get = (lambda c: c[key]) if section is None else (lambda c: c[section].get(key))
+        assert get(variant) == value and get(base) != value, name
+        for c in (base, variant):
+            c["data"].pop("root"), c.pop("out_dir", None)
+            (c if section is None else c[section]).pop(key, None)
+        assert base == variant, f"{name} differs from {dataset} in more than its switch"
+
+
+def test_budget_and_extra_sets_come_last(recipe, tmp_path):
+    cmd = recipe.train_command("street_perframe", tmp_path / "s", steps=300, sets=["data.load_size=[96,128]"])
+    cfg = config_of(cmd)
+    assert cfg.max_steps == 300 and cfg.decay_start == 300 and cfg.double_every == 150
+    assert cfg.data["load_size"] == [96, 128] and cmd[-2:] == ["--out", str(tmp_path / "s")]
