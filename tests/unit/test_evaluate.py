@@ -298,3 +298,21 @@ def test_body_options_size_and_missing_mediapipe(setup, monkeypatch):
     assert report["condition_following"] is None and "mediapipe" in report["condition_following_unavailable"]
     assert report["summary"][0]["keypoint_error_px"] is None and report["summary"][0]["person_recall"] is None
     assert "keypoint error px" in report["table"]
+
+
+def test_branch_psnr_replays_the_sampler(setup, tmp_path):
+    spec = importlib.util.spec_from_file_location("branch_psnr", Path(ev.__file__).with_name("branch_psnr.py"))
+    bp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bp)
+    data, _, _ = setup
+    seq = ev.load_heldout(data)[0]
+    torch.manual_seed(3)
+    model = Vid2VidGenerator(GeneratorConfig(input_nc=LABEL_NC, label_nc=LABEL_NC, **TINY)).eval()
+    stats = bp.branch_stats(model, seq)
+    sampler = StreamingSampler(model)
+    outs = [sampler.step(s) for s in seq.sources]
+    L = model.cfg.n_past
+    reals = [torch.from_numpy(r).permute(2, 0, 1).float()[None] / 127.5 - 1 for r in seq.real]
+    expected = np.mean([float(psnr(o, r)) for o, r in zip(outs[L:], reals[L:])])
+    assert stats["output"] == pytest.approx(expected, abs=2e-3)   # the same frames as the nodes' sampler
+    assert 0 <= stats["mask_mean"] <= 1 and {"hallucinated", "warped"} <= set(stats)

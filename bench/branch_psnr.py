@@ -1,0 +1,72 @@
+"""Where a sequential model's frames come from: PSNR of its blended output, of its hallucinated branch alone
+and of its warped previous output alone, and the mean soft mask (1 = hallucinated), on held-out frames with
+every frame generated (as bench/evaluate.py's default mode).
+
+    python bench/branch_psnr.py --task street --models out/cpu_study/models/street.safetensors [...]
+
+If the hallucinated branch alone beats the blend, the mask leans too much on warping.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import evaluate as ev  # noqa: E402  (bench/evaluate.py: held-out loading, training sizes, JSON reports)
+
+from v2v.checkpoint import load_generator  # noqa: E402
+from v2v.metrics import psnr  # noqa: E402
+from v2v.tensors import uint8_to_model  # noqa: E402
+
+
+@torch.no_grad()
+def branch_stats(model, seq: "ev.Heldout") -> dict[str, float]:
+    """Run ``model`` over ``seq`` from no history (the sampler's start); score frames t >= L."""
+    L = model.cfg.n_past
+    sources, outputs = [], []
+    scores: dict[str, list[float]] = {"output": [], "hallucinated": [], "warped": [], "mask_mean": []}
+    for t in range(len(seq)):
+        sources.append(seq.sources[t])     # (datasets with instance maps: use the sampler via bench/evaluate.py)
+        window = torch.stack(([sources[0]] * L + sources)[-(L + 1):])[None]
+        prev = torch.stack(([outputs[0]] * L + outputs)[-L:])[None] if outputs else None
+        out = model(window, prev, force_hallucinate=t < L)
+        outputs.append(out.frame.clamp(-1, 1)[0])
+        if t < L or out.warped is None:
+            continue
+        real = uint8_to_model(seq.real[t])[None]
+        scores["output"].append(float(psnr(outputs[-1][None], real)))
+        scores["hallucinated"].append(float(psnr(out.hallucinated.clamp(-1, 1), real)))
+        scores["warped"].append(float(psnr(out.warped.clamp(-1, 1), real)))
+        scores["mask_mean"].append(float(out.mask.mean()))
+    return {k: round(float(np.mean(v)), 3) for k, v in scores.items() if v}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="street")
+    ap.add_argument("--models", nargs="+", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="JSON output (default: print only)")
+    a = ap.parse_args(argv)
+    rows = {}
+    for path in a.models:
+        size = ev.training_load_size(path)
+        seq = ev.load_heldout(ev.ROOT / ".cache" / "datasets" / a.task, "val", None, size=size)[0]
+        model = load_generator(path).eval()
+        if not model.cfg.use_flow:
+            raise SystemExit(f"{path}: a per-frame model (use_flow=false) has no warped branch")
+        rows[path.stem] = {"frames": len(seq), "size": seq.size, **branch_stats(model, seq)}
+        print(path.stem, json.dumps(rows[path.stem]))
+    if a.out:
+        a.out.write_text(json.dumps({"command": "python bench/branch_psnr.py " + " ".join(sys.argv[1:] if argv is None
+                                                                                        else argv),
+                                     "torch": torch.__version__, "models": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
