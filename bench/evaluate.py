@@ -66,6 +66,7 @@ from v2v.metrics import psnr, ssim, to_uint8_frames, warping_error  # noqa: E402
 from v2v.optical_flow import FlowCache  # noqa: E402
 from v2v.pose import PoseFrame  # noqa: E402
 from v2v.sampler import StreamingSampler  # noqa: E402
+from v2v.tensors import uint8_to_model  # noqa: E402
 
 DATASETS = ROOT / ".cache" / "datasets"
 DEFAULT_MACHINE = f"{os.cpu_count()}-core CPU"
@@ -122,7 +123,7 @@ def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | No
             if kind == "labels":
                 sources.append(one_hot(raw, label_nc, ignore_ids=ignore, frame=src.name(i)))
             elif kind == "rgb":
-                sources.append(torch.from_numpy(raw).permute(2, 0, 1).float() / 127.5 - 1)
+                sources.append(uint8_to_model(raw))
             else:
                 sources.append(torch.from_numpy(raw.astype(np.float32)))
         instances = None
@@ -160,7 +161,7 @@ def replace_real(sequences: Sequence[Heldout], video: Path, *, stride: int, max_
 
 def as_model_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
     """uint8 RGB frames -> [T, 3, H, W] in [-1, 1]."""
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return uint8_to_model(np.stack(frames))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -57,11 +57,11 @@ import cv2
 import numpy as np
 import torch
 
-from v2v.optical_flow import FlowCache, FlowParams
-from v2v.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, read_frames, read_image
-
 from v2v.config import dataclass_from_dict
 from v2v.labels import instance_boundary, one_hot, read_id_png
+from v2v.optical_flow import FlowCache, FlowParams
+from v2v.tensors import uint8_to_model
+from v2v.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, read_frames, read_image
 
 SOURCE_KINDS = ("labels", "rgb", "array")
 SPLITS = ("train", "val")
@@ -152,7 +152,6 @@ def _one_hot(ids: np.ndarray, label_nc: int, ignore_ids: tuple[int, ...], name: 
         return one_hot(ids, label_nc, ignore_ids=ignore_ids, frame=name)
     except ValueError as e:
         raise DatasetError(str(e)) from None
-
 
 
 class FrameList:
@@ -517,7 +516,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 a = a[..., ::-1] if chw else a[:, ::-1]
             return np.ascontiguousarray(a)
 
-        target = torch.from_numpy(np.stack([crop(t) for t in targets])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        target = uint8_to_model(np.stack([crop(t) for t in targets]))
         flow = np.stack([crop(f) for f in flows])  # [T, h, w, 2]
         if flip:
             flow[..., 0] = -flow[..., 0]  # mirrored x motion
@@ -532,7 +531,7 @@ class ClipDataset(torch.utils.data.Dataset):
                 parts.append(torch.from_numpy(np.stack([instance_boundary(m) for m in inst]).astype(np.float32))[:, None])
             source = torch.cat(parts, 1)
         elif kind == "rgb":
-            source = torch.from_numpy(np.stack([crop(s) for s in src])).permute(0, 3, 1, 2).float() / 127.5 - 1
+            source = uint8_to_model(np.stack([crop(s) for s in src]))
         else:
             source = torch.from_numpy(np.stack([crop(s, chw=True) for s in src]).astype(np.float32))
 

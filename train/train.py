@@ -57,6 +57,7 @@ from v2v.config import DiscriminatorConfig, GeneratorConfig, LossWeights, datacl
 from v2v.discriminators import MultiscalePatchD, TemporalD
 from v2v.generator import Vid2VidGenerator
 from v2v.metrics import psnr, ssim, to_uint8_frames, warping_error
+from v2v.tensors import model_to_uint8, uint8_to_model
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -305,7 +306,7 @@ def source_preview(source: torch.Tensor, dcfg: DataConfig) -> torch.Tensor:
         ids = source[:, : dcfg.label_nc].argmax(1).cpu().numpy()
         pal = generic_label_set(max(dcfg.label_nc, 2)).palette()
         rgb = np.stack([ids_to_colors(i, pal) for i in ids])
-        return torch.from_numpy(rgb).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(source.device)
+        return uint8_to_model(rgb).to(source.device)
     if source.shape[1] == 3:
         return source.clamp(-1, 1)
     return (source[:, :1].clamp(0, 1) * 2 - 1).repeat(1, 3, 1, 1)
@@ -726,7 +727,7 @@ def write_sample(parts, samples_dir: Path, step: int, accelerator, cfg: TrainCon
 
     strip = torch.cat(parts, dim=2)  # [3, H, 3W] source | generated | real
     samples_dir.mkdir(parents=True, exist_ok=True)
-    img = ((strip.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    img = model_to_uint8(strip)
     cv2.imwrite(str(samples_dir / f"step{step:08d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if cfg.log_with == "tensorboard":
         try:

@@ -18,6 +18,7 @@ from v2v.config import GeneratorConfig
 from v2v.generator import Vid2VidGenerator
 from v2v.metrics import psnr, to_uint8_frames, warping_error
 from v2v.sampler import StreamingSampler
+from v2v.tensors import uint8_to_model
 from v2v.toy import LABEL_NC
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -312,7 +313,7 @@ def test_branch_psnr_replays_the_sampler(setup, tmp_path):
     sampler = StreamingSampler(model)
     outs = [sampler.step(s) for s in seq.sources]
     L = model.cfg.n_past
-    reals = [torch.from_numpy(r).permute(2, 0, 1).float()[None] / 127.5 - 1 for r in seq.real]
+    reals = [uint8_to_model(r)[None] for r in seq.real]
     expected = np.mean([float(psnr(o, r)) for o, r in zip(outs[L:], reals[L:])])
     assert stats["output"] == pytest.approx(expected, abs=2e-3)   # the same frames as the nodes' sampler
     assert 0 <= stats["mask_mean"] <= 1 and {"hallucinated", "warped"} <= set(stats)
