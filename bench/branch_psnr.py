@@ -26,23 +26,27 @@ from v2v.tensors import uint8_to_model  # noqa: E402
 
 @torch.no_grad()
 def branch_stats(model, seq: "ev.Heldout") -> dict[str, float]:
-    """Run ``model`` over ``seq`` from no history (the sampler's start); score frames t >= L."""
+    """Run ``model`` over ``seq`` through the nodes' sampler from no history (``ev.generate_frames``), reading
+    each step's branches with a forward hook; score frames t >= L (before them the mask is forced to 1)."""
     L = model.cfg.n_past
-    sources, outputs = [], []
+    steps: list = []                 # the GeneratorOutput of every model call, in order
     scores: dict[str, list[float]] = {"output": [], "hallucinated": [], "warped": [], "mask_mean": []}
-    for t in range(len(seq)):
-        sources.append(seq.sources[t])     # (datasets with instance maps: use the sampler via bench/evaluate.py)
-        window = torch.stack(([sources[0]] * L + sources)[-(L + 1):])[None]
-        prev = torch.stack(([outputs[0]] * L + outputs)[-L:])[None] if outputs else None
-        out = model(window, prev, force_hallucinate=t < L)
-        outputs.append(out.frame.clamp(-1, 1)[0])
+
+    def score(t: int, frame: torch.Tensor) -> None:
+        out = steps.pop()
         if t < L or out.warped is None:
-            continue
+            return
         real = uint8_to_model(seq.real[t])[None]
-        scores["output"].append(float(psnr(outputs[-1][None], real)))
-        scores["hallucinated"].append(float(psnr(out.hallucinated.clamp(-1, 1), real)))
-        scores["warped"].append(float(psnr(out.warped.clamp(-1, 1), real)))
+        scores["output"].append(float(psnr(frame, real)))
+        scores["hallucinated"].append(float(psnr(out.hallucinated.float().clamp(-1, 1).cpu(), real)))
+        scores["warped"].append(float(psnr(out.warped.float().clamp(-1, 1).cpu(), real)))
         scores["mask_mean"].append(float(out.mask.mean()))
+
+    hook = model.register_forward_hook(lambda _module, _args, output: steps.append(output))
+    try:
+        ev.generate_frames(model, seq, first_frame=False, on_frame=score)
+    finally:
+        hook.remove()
     return {k: round(float(np.mean(v)), 3) for k, v in scores.items() if v}
 
 

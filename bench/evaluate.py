@@ -167,9 +167,11 @@ def as_model_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------
 # generation and scoring
 def generate_frames(model: torch.nn.Module, data: Heldout, *, first_frame: bool | np.ndarray,
-                    device: str = "cpu", precision: str = "fp32", seed: int = 0) -> list[np.ndarray]:
+                    device: str = "cpu", precision: str = "fp32", seed: int = 0,
+                    on_frame: Callable[[int, torch.Tensor], None] | None = None) -> list[np.ndarray]:
     """Stream the held-out sources through StreamingSampler; returns uint8 RGB outputs.  ``first_frame``:
-    False (generate every frame), True (the real first frame) or a uint8 frame to start from."""
+    False (generate every frame), True (the real first frame) or a uint8 frame to start from.  ``on_frame(t,
+    frame)`` sees each output before quantisation (``[1, 3, H, W]`` float on the CPU)."""
     if isinstance(first_frame, np.ndarray):
         first = as_model_tensor([first_frame])[0]
     else:
@@ -180,7 +182,10 @@ def generate_frames(model: torch.nn.Module, data: Heldout, *, first_frame: bool 
     outs = []
     for t, src in enumerate(data.sources):
         inst = torch.from_numpy(data.instances[t].astype(np.int64)) if use_instance else None
-        outs.append(to_uint8_frames(sampler.step(src, instance=inst).cpu())[0])
+        frame = sampler.step(src, instance=inst).cpu()
+        if on_frame is not None:
+            on_frame(t, frame)
+        outs.append(to_uint8_frames(frame)[0])
     return outs
 
 
