@@ -50,7 +50,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -166,6 +166,18 @@ def as_model_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------------------
 # generation and scoring
+def sampler_outputs(model: torch.nn.Module, data: Heldout, indices: Iterable[int], *, first: torch.Tensor | None,
+                    device: str = "cpu", precision: str = "fp32", seed: int = 0) -> Iterator[torch.Tensor]:
+    """Stream the held-out frames ``indices`` (with their instance maps where the model takes boundaries)
+    through StreamingSampler, lazily: each output ``[1, 3, H, W]`` float on the CPU."""
+    sampler = StreamingSampler(model, device=device, precision=precision, seed=seed, first_frame=first)
+    cfg = model.cfg
+    use_instance = data.instances is not None and cfg.label_nc > 0 and cfg.input_nc == cfg.label_nc + 1
+    for i in indices:
+        inst = torch.from_numpy(data.instances[i].astype(np.int64)) if use_instance else None
+        yield sampler.step(data.sources[i], instance=inst).cpu()
+
+
 def generate_frames(model: torch.nn.Module, data: Heldout, *, first_frame: bool | np.ndarray,
                     device: str = "cpu", precision: str = "fp32", seed: int = 0,
                     on_frame: Callable[[int, torch.Tensor], None] | None = None) -> list[np.ndarray]:
@@ -176,13 +188,10 @@ def generate_frames(model: torch.nn.Module, data: Heldout, *, first_frame: bool 
         first = as_model_tensor([first_frame])[0]
     else:
         first = as_model_tensor(data.real[:1])[0] if first_frame else None
-    sampler = StreamingSampler(model, device=device, precision=precision, seed=seed, first_frame=first)
-    cfg = model.cfg
-    use_instance = data.instances is not None and cfg.label_nc > 0 and cfg.input_nc == cfg.label_nc + 1
     outs = []
-    for t, src in enumerate(data.sources):
-        inst = torch.from_numpy(data.instances[t].astype(np.int64)) if use_instance else None
-        frame = sampler.step(src, instance=inst).cpu()
+    frames = sampler_outputs(model, data, range(len(data)), first=first, device=device, precision=precision,
+                             seed=seed)
+    for t, frame in enumerate(frames):
         if on_frame is not None:
             on_frame(t, frame)
         outs.append(to_uint8_frames(frame)[0])

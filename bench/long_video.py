@@ -52,7 +52,6 @@ import torch  # noqa: E402
 
 from v2v.checkpoint import load_generator  # noqa: E402
 from v2v.metrics import drift, psnr, ssim, to_uint8_frames, warping_error, window_means  # noqa: E402
-from v2v.sampler import StreamingSampler  # noqa: E402
 
 
 def pingpong_indices(n: int, total: int) -> list[int]:
@@ -81,17 +80,14 @@ def stream_long_video(model: torch.nn.Module, data, indices: Sequence[int], *, w
     """Generate along ``indices`` and score it; returns per-frame numbers (index t = frame t; frame 0's warping
     error and, with ``first_frame``, frame 0's PSNR / SSIM are NaN: a given real frame is not scored)."""
     first = ev.as_model_tensor(data.real[:1])[0] if first_frame else None
-    sampler = StreamingSampler(model, device=device, precision=precision, seed=seed, first_frame=first)
-    cfg = model.cfg
-    use_instance = data.instances is not None and cfg.label_nc > 0 and cfg.input_nc == cfg.label_nc + 1
+    outputs = ev.sampler_outputs(model, data, indices, first=first, device=device, precision=precision, seed=seed)
     per_psnr: list[float] = []
     per_ssim: list[float] = []
     memory: list[tuple[int, float]] = []
 
     def ours() -> Iterator[np.ndarray]:
-        for t, i in enumerate(indices):
-            inst = torch.from_numpy(data.instances[i].astype(np.int64)) if use_instance else None
-            frame = to_uint8_frames(sampler.step(data.sources[i], instance=inst).cpu())[0]
+        for t, (i, output) in enumerate(zip(indices, outputs)):
+            frame = to_uint8_frames(output)[0]
             if first_frame and t == 0:
                 per_psnr.append(float("nan"))
                 per_ssim.append(float("nan"))
