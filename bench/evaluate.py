@@ -67,6 +67,7 @@ from v2v.optical_flow import FlowCache  # noqa: E402
 from v2v.pose import PoseFrame  # noqa: E402
 from v2v.sampler import StreamingSampler  # noqa: E402
 from v2v.tensors import uint8_to_model  # noqa: E402
+from v2v.video_io import frame_grid, write_image  # noqa: E402
 
 DATASETS = ROOT / ".cache" / "datasets"
 DEFAULT_MACHINE = f"{os.cpu_count()}-core CPU"
@@ -311,12 +312,14 @@ def pose_extractor(fps: float) -> Callable[[Sequence[np.ndarray]], tuple[list[Po
 
 def evaluate_sequence(models: Sequence[tuple[str, torch.nn.Module]], data: Heldout, *, first_frame: bool,
                       first_frame_model: torch.nn.Module | None = None, detector=None, poser=None,
-                      device: str = "cpu", precision: str = "fp32", seed: int = 0, log=print) -> dict:
+                      device: str = "cpu", precision: str = "fp32", seed: int = 0, log=print,
+                      keep: dict[str, list[np.ndarray]] | None = None) -> dict:
     """Scores of every model on one held-out sequence, plus the real video and the still reference.
     ``first_frame_model``: frame 0 of every model is this model's output (generated, so it is scored).
     ``detector``: face landmarks (see :func:`landmark_following`); ``poser``: frames -> (PoseFrame list, report)
     (see :func:`pose_extractor`), run on every frame of the real and of each model's video (frame 0 included:
-    the same clip for the moving-region detector), scored on the scored frames only."""
+    the same clip for the moving-region detector), scored on the scored frames only.  ``keep``: filled with
+    each model's frames (uint8 RGB, frame 0 included) by name."""
     skip = 1 if first_frame else 0          # a given real first frame is returned unchanged: leave it out
     start: bool | np.ndarray = first_frame
     if first_frame_model is not None:
@@ -351,6 +354,8 @@ def evaluate_sequence(models: Sequence[tuple[str, torch.nn.Module]], data: Heldo
         gen_s = time.time() - t0
         if first_frame and not np.array_equal(ours[0], data.real[0]):
             raise RuntimeError("the sampler did not return the given real first frame unchanged")
+        if keep is not None:
+            keep[name] = ours
         our_pose = poser(ours) if poser is not None else None
         ours = ours[skip:]
         werr = warping_error(real, ours, cache=cache)
@@ -540,6 +545,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--machine", default=DEFAULT_MACHINE, help="machine name recorded in the JSON")
     ap.add_argument("--out", type=Path, default=None, help="JSON output (default bench/results/eval_<task>.json)")
+    ap.add_argument("--strip", type=Path, default=None,
+                    help="also write an image of the first sequence: the real frames, then each model, as rows "
+                         "of 5 evenly spaced frames")
     a = ap.parse_args(argv)
 
     names = a.names or [p.stem for p in a.models]
@@ -603,12 +611,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "in this interpreter): pose condition following skipped")
             print(unavailable)
 
-    results = []
-    for data in sequences:
+    results, frames = [], {}
+    for k, data in enumerate(sequences):
         print(f"{data_root / a.split / data.name}: {len(data)} frames at {data.size}, {mode}", flush=True)
         results.append(evaluate_sequence(models, data, first_frame=a.first_frame, first_frame_model=first_model,
                                          detector=detector, poser=poser, device=a.device, precision=a.precision,
-                                         seed=a.seed))
+                                         seed=a.seed, keep=frames if k == 0 else None))
+    if a.strip:
+        write_image(a.strip, frame_grid([sequences[0].real, *(frames[n] for n in names)], columns=5))
+        print(f"wrote {a.strip} (rows: real, {', '.join(names)})")
     rows = summary_rows(results, names, baseline, following)
     n_frames = sum(r["frames_scored"] for r in results)
     title = f"{a.task}, {n_frames} held-out frames at {results[0]['size']} ({mode})"

@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from v2v.labels import generic_label_set, read_id_png, render_labels  # noqa: E402
 from v2v.metrics import psnr, ssim, warping_error  # noqa: E402
 from v2v.sources import read_video  # noqa: E402
-from v2v.video_io import VideoWriter, list_images, read_frames  # noqa: E402
+from v2v.tensors import uint8_to_model  # noqa: E402
+from v2v.video_io import VideoWriter, frame_grid, list_images, read_frames, write_image  # noqa: E402
 
 HELDOUT = ROOT / "workflows" / "input" / "vid2vid_street_heldout"
 WORKFLOW = ROOT / "workflows" / "vid2vid_labels_to_street_api.json"
@@ -112,14 +112,10 @@ def main() -> int:
     with VideoWriter(a.out / "side_by_side.mp4", fps=5.0) as writer:   # vtest is 10 fps; we took every 2nd frame
         for lab, o, r in zip(labels, ours, real):
             writer.write(np.concatenate([lab, o, r], axis=1))
-    picks = np.linspace(0, len(real) - 1, 4).round().astype(int)
-    strip = np.concatenate([np.concatenate([labels[i], ours[i], real[i]], axis=0) for i in picks], axis=1)
-    import cv2
-    cv2.imwrite(str(a.out / "strip.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+    write_image(a.out / "strip.png", frame_grid([labels, ours, list(real)], columns=4))
 
-    as_tensor = lambda frames: torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
     first = 1 if a.first_frame else 0   # a given real first frame is returned unchanged: leave it out
-    o, r = as_tensor(ours[first:]), as_tensor(list(real[first:]))
+    o, r = uint8_to_model(np.stack(ours[first:])), uint8_to_model(real[first:])
     metrics = {
         "frames": len(ours), "size": f"{real.shape[2]}x{real.shape[1]}", "first_frame_given": a.first_frame,
         "psnr_db": round(float(psnr(o, r).mean()), 2), "ssim": round(float(ssim(o, r).mean()), 4),

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -195,6 +195,29 @@ class FrameSource:
 def read_frames(path: str | os.PathLike) -> FrameSource:
     """Open a folder of images, an image or a video file; frames are read lazily when iterated."""
     return FrameSource(path)
+
+
+def frame_grid(rows: Sequence[Sequence[np.ndarray]], columns: int) -> np.ndarray:
+    """One uint8 RGB image from frame sequences of equal length and size: a row per sequence, ``columns``
+    evenly spaced frames (first and last included) across (the README strips)."""
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1 or not rows:
+        raise ValueError(f"frame_grid needs rows of equal length, got lengths {sorted(lengths)}")
+    picks = np.linspace(0, lengths.pop() - 1, columns).round().astype(int)
+    return np.concatenate([np.concatenate([row[i] for i in picks], axis=1) for row in rows], axis=0)
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    """Write a uint8 RGB image (PNG or JPEG by the suffix); the folder is created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ok = cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    except cv2.error:          # OpenCV raises for a suffix it has no encoder for
+        ok = False
+    if not ok:
+        raise VideoError(f"{path}: could not write the image (use .png or .jpg, in a writable folder)")
+    return path
 
 
 class VideoWriter:

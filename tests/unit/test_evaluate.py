@@ -19,6 +19,7 @@ from v2v.generator import Vid2VidGenerator
 from v2v.metrics import psnr, to_uint8_frames, warping_error
 from v2v.sampler import StreamingSampler
 from v2v.tensors import uint8_to_model
+from v2v.video_io import read_image
 from v2v.toy import LABEL_NC
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -95,7 +96,8 @@ def test_evaluate_main(setup, first_frame, capsys):
     data, paths, root = setup
     out = root / f"eval_{first_frame}.json"
     args = ["--data", str(data), "--models", str(paths["full"]), str(paths["perframe"]),
-            "--names", "ours", "per-frame", "--machine", "test box", "--out", str(out)]
+            "--names", "ours", "per-frame", "--machine", "test box", "--out", str(out),
+            "--strip", str(root / f"strip_{first_frame}.png")]
     assert ev.main(args + (["--first-frame"] if first_frame else [])) == 0
     report = json.loads(out.read_text())
     assert report["machine"] == "test box" and "--data" in report["command"]
@@ -115,6 +117,11 @@ def test_evaluate_main(setup, first_frame, capsys):
     expect_psnr = float(psnr(ev.as_model_tensor(frames[skip:]), ev.as_model_tensor(real)).mean())
     assert ours["psnr_db"] == pytest.approx(expect_psnr, abs=1e-6)
     assert ours["warping_error"] == pytest.approx(warping_error(real, frames[skip:]).mean, abs=0.05)
+    # the strip: rows real, ours, per-frame; 5 evenly spaced frames, first and last included
+    strip = read_image(root / f"strip_{first_frame}.png")
+    h, w = real[0].shape[:2]
+    assert strip.shape == (3 * h, 5 * w, 3)
+    assert np.array_equal(strip[:h, :w], heldout.real[0]) and np.array_equal(strip[h:2 * h, -w:], frames[-1])
     assert seq["references"]["real video"]["warping_error"] == pytest.approx(warping_error(real, real).mean,
                                                                              abs=0.05)
     still = seq["references"]["still real frame 0"]

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from v2v.video_io import VideoError, VideoWriter, natural_key, read_frames, read_image
+from v2v.video_io import VideoError, VideoWriter, frame_grid, natural_key, read_frames, read_image, write_image
 
 
 def frame(i: int, w: int = 64, h: int = 48) -> np.ndarray:
@@ -179,3 +179,22 @@ def test_truncated_video(tmp_path):
     header_only.write_bytes(data[:40])
     with pytest.raises(VideoError, match="header.mkv"):
         list(read_frames(header_only))
+
+
+def _frames(n, value):
+    return [np.full((4, 6, 3), value + i, np.uint8) for i in range(n)]
+
+
+def test_frame_grid_rows_and_evenly_spaced_columns(tmp_path):
+    grid = frame_grid([_frames(9, 0), _frames(9, 100)], columns=3)
+    assert grid.shape == (8, 18, 3)
+    assert [grid[0, 6 * c, 0] for c in range(3)] == [0, 4, 8]        # frames 0, 4, 8 of row 0
+    assert [grid[4, 6 * c, 0] for c in range(3)] == [100, 104, 108]
+    assert np.array_equal(read_image(write_image(tmp_path / "sub" / "g.png", grid)), grid)
+
+
+def test_frame_grid_and_write_image_refuse_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="equal length"):
+        frame_grid([_frames(3, 0), _frames(4, 0)], columns=2)
+    with pytest.raises(VideoError, match="could not write the image"):
+        write_image(tmp_path / "g.unknownsuffix", _frames(1, 0)[0])
