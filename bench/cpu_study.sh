@@ -3,7 +3,7 @@
 # CPU in one go: ours (recipe of scripts/footage_models.py, generated_start 0.5) against its one-switch
 # variants, per task.  From the repo root, after `bash scripts/setup.sh` and
 # `.venv/bin/python scripts/footage_models.py prepare`:
-#     bash bench/cpu_study.sh                # ~75 min of training + ~10 min of evaluation on 2 cores
+#     bash bench/cpu_study.sh                # ~90 min of training + ~10 min of evaluation on 2 cores
 #     TASKS="body" bash bench/cpu_study.sh   # one task
 #     SKIP_TRAIN=1 bash bench/cpu_study.sh   # only evaluate the models already in $MODELS
 # Models land in $MODELS (default out/cpu_study/models), results in bench/results/cpu_study/.
@@ -24,16 +24,7 @@ train() {  # train <task list> <clips> [--set k=v ...]: same data, same number o
         --models "$MODELS" --runs "$RUNS" --device-note "$NOTE"
 }
 
-evaluate() {  # evaluate <task> <out name> <model:name ...> [-- extra evaluate.py args]
-    local task=$1 out=$2; shift 2
-    local paths=() names=() extra=()
-    while [ $# -gt 0 ]; do
-        if [ "$1" = "--" ]; then shift; extra=("$@"); break; fi
-        paths+=("$MODELS/${1%%:*}.safetensors"); names+=("${1#*:}"); shift
-    done
-    $PY bench/evaluate.py --task "$task" --models "${paths[@]}" --names "${names[@]}" --machine "$MACHINE" \
-        --out "$RESULTS/$out.json" "${extra[@]}"
-}
+source bench/evaluate_models.sh   # evaluate <task> <out name> <model:row name ...> [-- args]
 
 for task in ${TASKS:-body face street}; do
     case $task in
@@ -46,15 +37,16 @@ for task in ${TASKS:-body face street}; do
         evaluate face face "face:ours" "face_perframe:per-frame (no flow)"
         evaluate face face_first_frame "face:ours" "face_perframe:per-frame (no flow)" -- --first-frame ;;
     street)  # 128x96 (a quarter of the shipped model's pixels): the generated start against the paper's real
-             # start, the mask regulariser on generated starts only, and per-frame synthesis (no-fg / no-D_V:
-             # the H200 study, README)
-        train street,street_realstart,street_maskreg_genonly,street_perframe 300 \
+             # start, the mask regulariser on generated starts only or not at all, and per-frame synthesis
+             # (no-fg / no-D_V: the GPU study, README)
+        train street,street_realstart,street_maskreg_genonly,street_nomaskreg,street_perframe 300 \
             --set "data.load_size=[96,128]" --set "data.crop_size=[96,128]"
         for mode in every first; do
             extra=(--real-video .cache/data/vtest.avi); [ $mode = first ] && extra+=(--first-frame)
             evaluate street "street$([ $mode = first ] && echo _first_frame)" "street:ours" \
                 "street_realstart:ours, real-start training only" \
                 "street_maskreg_genonly:ours, mask regulariser on generated starts only" \
+                "street_nomaskreg:ours, no mask regulariser" \
                 "street_perframe:per-frame (no flow)" \
                 -- "${extra[@]}"
         done ;;

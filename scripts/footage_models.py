@@ -60,6 +60,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "street_realstart": ("street", ["--set", "generated_start=0"]),     # every clip starts from real frames
     # the mask regulariser (pushes towards warping) only on generated-start clips, as the reference does
     "street_maskreg_genonly": ("street", ["--set", "mask_loss_always=false"]),
+    "street_nomaskreg": ("street", ["--set", "loss.mask=0"]),            # no mask regulariser at all
 }
 COMMON = ["--set", "preset=small", "--set", "model.ngf=24", "--set", "max_steps=1000000",
           "--set", "decay_start=1000000", "--set", "n_frames_start=4", "--set", "n_frames_max=8",
