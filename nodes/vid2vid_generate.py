@@ -8,14 +8,15 @@ RAM) for any IMAGE node (SaveImage, SaveAnimatedWEBP, VHS_VideoCombine, ...).  T
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 
 import torch
 
-from v2v.checkpoint import CheckpointError
-from v2v.generate_video import GenerateError, generate_images, generate_to_file, frame_range
+from v2v.checkpoint import CheckpointError, training_frame_size
+from v2v.generate_video import GenerateError, frame_range, generate_images, generate_to_file, scale_advice
 from v2v.sampler import PRECISIONS
 
 from . import models
@@ -25,6 +26,7 @@ STYLE_TYPE = "V2V_STYLE"   # per-frame style features [style_nc, H, W] (tensor, 
 OUTPUTS = ("video_file", "images")
 DEVICES = ("auto", "cpu", "cuda")
 PREVIEW_FRAMES = 4
+log = logging.getLogger("vid2vid")
 
 try:
     import folder_paths as _folder_paths
@@ -98,7 +100,11 @@ def run_generate(source, model_name="", output="video_file", seed=0, device="aut
         raise GenerateError(f"output must be one of {OUTPUTS}, got {output!r}")
     frames = frame_range(source, start_frame, max_frames)           # an empty source fails before loading
     dev = pick_device(device)
-    model = models.load_model(models.resolve_model(model_name, model_path), dev)
+    path = models.resolve_model(model_name, model_path)
+    model = models.load_model(path, dev)
+    advice = scale_advice((int(source.height), int(source.width)), training_frame_size(path))
+    if advice:
+        log.warning("Vid2VidGenerate: %s", advice)
     common = dict(start=start_frame, max_frames=max_frames, first_frame=first_frame, style=style, device=dev,
                   precision=precision, seed=seed, progress=progress(len(frames)))
     if output == "images":

@@ -219,6 +219,17 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return dict(read_header(path).get("__metadata__") or {})
 
 
+def training_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The (H, W) frame size the trainer recorded in ``path`` (``v2v.train`` metadata), or None (a model from
+    elsewhere or before the record existed; a damaged record counts as none: it is advice, not a contract)."""
+    try:
+        size = json.loads(read_metadata(path).get("v2v.train", "{}")).get("frame_size")
+        h, w = (int(v) for v in size)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return (h, w) if h > 0 and w > 0 else None
+
+
 def read_config(path: str | os.PathLike) -> GeneratorConfig:
     """The GeneratorConfig stored in a vid2vid generator file (validated; no tensors are read)."""
     return _config_from_metadata(Path(path), read_metadata(path))

@@ -20,8 +20,9 @@ import sys
 import numpy as np
 import torch
 
-from .checkpoint import load_generator, read_config, read_metadata
+from .checkpoint import load_generator, read_config, read_metadata, training_frame_size
 from .config import GeneratorConfig
+from .generate_video import scale_advice
 from .tensors import model_to_uint8, uint8_to_model
 from .video_io import VideoWriter, read_frames
 
@@ -96,6 +97,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if w % m or h % m:
         raise UsageError(f"source frames are {w}x{h} but this model needs multiples of {m}; "
                          f"resize them, e.g. to {max(m, w // m * m)}x{max(m, h // m * m)}")
+    advice = scale_advice((h, w), training_frame_size(args.model))
+    if advice and not args.quiet:
+        print(f"warning: {advice}", file=sys.stderr)
     first = _load_first_frame(args.first_frame, args.first_frame_index, frames.size) if args.first_frame else None
     sampler = StreamingSampler(model, device=args.device, precision=args.precision, seed=args.seed,
                                first_frame=first)
@@ -125,10 +129,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"model: {args.model}")
     print(f"parameters: {n_params:,}")
     print(f"frame size: multiples of {cfg.size_multiple}; past frames L={cfg.n_past}; input channels {cfg.input_nc}")
-    try:
-        trained = json.loads(metadata.get("v2v.train", "{}")).get("frame_size")
-    except (json.JSONDecodeError, AttributeError):
-        trained = None
+    trained = training_frame_size(args.model)
     if trained:   # fully convolutional, but things are drawn at the scale it learnt: feed frames of this size
         print(f"trained on {trained[1]}x{trained[0]} (WxH) frames: feed sources of that size for its learnt scale")
     print("metadata: " + json.dumps(extras, indent=2, sort_keys=True))

@@ -126,6 +126,24 @@ def check_inputs(model_cfg, source, frames: FrameRange | None = None) -> None:
                             "before the source node")
 
 
+SCALE_TOLERANCE = 1.5   # source/training frame-area ratio (as a side ratio) beyond which we advise resizing
+
+
+def scale_advice(source_hw: tuple[int, int], trained_hw: tuple[int, int] | None) -> str | None:
+    """A warning when the source frames are much larger or smaller than the frames the model was trained on
+    (None when they are close, or the training size is unknown).  The network is fully convolutional and
+    runs at any size, but it draws people, faces and textures at the scale it learnt."""
+    if trained_hw is None:
+        return None
+    (h, w), (th, tw) = source_hw, trained_hw
+    side_ratio = ((h * w) / (th * tw)) ** 0.5
+    if 1 / SCALE_TOLERANCE <= side_ratio <= SCALE_TOLERANCE:
+        return None
+    return (f"source frames are {w}x{h} (WxH) but this model was trained on {tw}x{th} frames; it draws things at "
+            f"the scale it learnt, so resize the video to about {tw}x{th} before the source node (e.g. with "
+            "ComfyUI's Upscale Image node, or the CLI's input) for results like its training")
+
+
 def _first_frames(first_frame: torch.Tensor | None, cfg, size: tuple[int, int]) -> torch.Tensor | None:
     """ComfyUI IMAGE ``[k, H, W, 3]`` (0..1) -> model frames ``[k, 3, H, W]`` (-1..1), checked."""
     if first_frame is None:

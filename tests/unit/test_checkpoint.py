@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from v2v import checkpoint
-from v2v.checkpoint import CheckpointError, load_generator, read_config, read_metadata, save_generator
+from v2v.checkpoint import (CheckpointError, load_generator, read_config, read_metadata, save_generator,
+                            training_frame_size)
 from v2v.config import GeneratorConfig
 from v2v.generator import Vid2VidGenerator
 
@@ -285,3 +286,14 @@ def test_save_overwrites_atomically_and_creates_folders(tmp_path):
     save_generator(second, path)
     assert torch.equal(run(load_generator(path)).frame, run(second).frame)
     assert [p.name for p in path.parent.iterdir()] == ["g.safetensors"]
+
+
+def test_training_frame_size_is_read_from_the_record_and_tolerates_none_or_damage(tmp_path):
+    model = Vid2VidGenerator(GeneratorConfig(input_nc=3, **TINY))
+    for record, expect in ((json.dumps({"step": 1, "frame_size": [120, 160]}), (120, 160)),
+                           (json.dumps({"step": 1}), None), ("not json", None),
+                           (json.dumps({"frame_size": "big"}), None), (json.dumps({"frame_size": [0, 9]}), None)):
+        path = save_generator(model, tmp_path / "m.safetensors", extra_metadata={"v2v.train": record})
+        assert training_frame_size(path) == expect, record
+    assert training_frame_size(save_generator(model, tmp_path / "bare.safetensors")) is None
+

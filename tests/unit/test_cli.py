@@ -138,6 +138,18 @@ def test_info_names_the_training_frame_size(tmp_path, capsys):
     assert "trained on 160x120 (WxH) frames" in capsys.readouterr().out
 
 
+def test_generate_warns_when_the_source_is_far_from_the_training_size(tmp_path, sketch_folder, capsys):
+    model = Vid2VidGenerator(GeneratorConfig(input_nc=3, **TINY))
+    for trained, warned in (([SIZE, SIZE], False), ([4 * SIZE, 4 * SIZE], True)):
+        path = save_generator(model, tmp_path / "m.safetensors",
+                              extra_metadata={"v2v.train": json.dumps({"step": 3, "frame_size": trained})})
+        code, err = run_cli(capsys, "generate", "--model", path, "--source", sketch_folder, "--out",
+                            tmp_path / "o.mp4")
+        assert code == 0, err
+        assert (f"warning: source frames are {SIZE}x{SIZE} (WxH) but this model was trained on "
+                f"{4 * SIZE}x{4 * SIZE} frames" in err) is warned, err
+
+
 def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
     assert code == 2, err
     lines = err.strip().splitlines()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gc
+import json
+import logging
 
 import psutil
 import pytest
@@ -13,7 +15,7 @@ from nodes.vid2vid_generate import Vid2VidGenerate, run_generate
 from v2v import generate_video
 from v2v.checkpoint import CheckpointError, save_generator
 from v2v.config import GeneratorConfig
-from v2v.generate_video import GenerateError, check_ram, preview_indices
+from v2v.generate_video import GenerateError, check_ram, preview_indices, scale_advice
 from v2v.generator import Vid2VidGenerator
 from v2v.sources import SourceVideo
 from v2v.video_io import read_frames
@@ -227,3 +229,27 @@ def test_progress_is_called_per_frame_and_can_interrupt(model_dir):
     with pytest.raises(Interrupted):
         generate_video.generate_images(model, rgb_source(6), progress=progress)
     assert calls == [(1, 6), (2, 6), (3, 6)]
+
+
+def test_a_source_far_from_the_training_size_is_warned_about(model_dir, caplog):
+    torch.manual_seed(0)
+    model = Vid2VidGenerator(GeneratorConfig(**{"input_nc": 3, **TINY}))
+    save_generator(model, model_dir / "sized.safetensors",
+                   extra_metadata={"v2v.train": json.dumps({"step": 1, "frame_size": [120, 160]})})
+    with caplog.at_level(logging.WARNING, logger="vid2vid"):
+        run_generate(rgb_source(2, h=16, w=24), "sized.safetensors", "images", device="cpu")
+    assert "source frames are 24x16 (WxH) but this model was trained on 160x120 frames" in caplog.text
+    caplog.clear()
+    save_model(model_dir)
+    with caplog.at_level(logging.WARNING, logger="vid2vid"):
+        run_generate(rgb_source(2, h=16, w=24), "tiny.safetensors", "images", device="cpu")   # no record: quiet
+    assert "trained on" not in caplog.text
+
+
+def test_scale_advice_only_beyond_the_tolerance():
+    assert scale_advice((120, 160), None) is None
+    assert scale_advice((120, 160), (120, 160)) is None
+    assert scale_advice((96, 256), (120, 160)) is None                 # other shape, similar area: fine
+    far = scale_advice((480, 640), (120, 160))
+    assert far and "640x480" in far and "160x120" in far and "resize" in far
+    assert scale_advice((48, 64), (120, 160))                           # much smaller warns too
