@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import evaluate as ev  # noqa: E402  (bench/evaluate.py: held-out loading, training sizes, JSON reports)
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench import evaluate as ev  # noqa: E402  (held-out loading, training sizes, JSON reports)
 
 from v2v.checkpoint import load_generator  # noqa: E402
 from v2v.metrics import psnr  # noqa: E402

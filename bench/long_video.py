@@ -19,7 +19,6 @@ Prints a table and writes JSON with the machine, the command and the time taken.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import os
 import sys
@@ -34,19 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _load_evaluate():
-    """bench/evaluate.py, by path (bench/ is not a package)."""
-    name = "v2v_bench_evaluate"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _load_evaluate()
+from bench import evaluate as ev  # noqa: E402  (held-out loading, the sampler loop, JSON reports)
 
 import torch  # noqa: E402
 

@@ -2,16 +2,14 @@
 a 6-frame moving-shapes dataset in the trainer's layout (labels + instance maps + RGB targets)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from bench import branch_psnr as bp, evaluate as ev, long_video as lv
 from train.data import write_toy_dataset
 from v2v.checkpoint import load_generator, save_generator
 from v2v.config import GeneratorConfig
@@ -19,26 +17,13 @@ from v2v.generator import Vid2VidGenerator
 from v2v.metrics import psnr, to_uint8_frames, warping_error
 from v2v.sampler import StreamingSampler
 from v2v.tensors import uint8_to_model
-from v2v.video_io import read_image
 from v2v.toy import LABEL_NC
+from v2v.video_io import read_image
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
 N_FRAMES, SIZE = 6, 32
 
 
-def _load(name: str, file: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH / file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ev = _load("v2v_bench_evaluate", "evaluate.py")     # the name long_video.py imports it under
-lv = _load("v2v_bench_long_video", "long_video.py")
 
 
 @pytest.fixture(scope="module")
@@ -309,9 +294,6 @@ def test_body_options_size_and_missing_mediapipe(setup, monkeypatch):
 
 
 def test_branch_psnr_replays_the_sampler(setup, tmp_path):
-    spec = importlib.util.spec_from_file_location("branch_psnr", Path(ev.__file__).with_name("branch_psnr.py"))
-    bp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bp)
     data, _, _ = setup
     seq = ev.load_heldout(data)[0]
     torch.manual_seed(3)
