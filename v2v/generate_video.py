@@ -140,8 +140,8 @@ def scale_advice(source_hw: tuple[int, int], trained_hw: tuple[int, int] | None)
     if 1 / SCALE_TOLERANCE <= side_ratio <= SCALE_TOLERANCE:
         return None
     return (f"source frames are {w}x{h} (WxH) but this model was trained on {tw}x{th} frames; it draws things at "
-            f"the scale it learnt, so resize the video to about {tw}x{th} before the source node (e.g. with "
-            "ComfyUI's Upscale Image node, or the CLI's input) for results like its training")
+            f"the scale it learnt, so resize the video to about {tw}x{th} first (in ComfyUI: an Upscale Image "
+            "node before the source node) for results like its training")
 
 
 def _first_frames(first_frame: torch.Tensor | None, cfg, size: tuple[int, int]) -> torch.Tensor | None:
