@@ -3,7 +3,7 @@
 # CPU in one go: ours (recipe of scripts/footage_models.py, generated_start 0.5) against its one-switch
 # variants, per task.  From the repo root, after `bash scripts/setup.sh` and
 # `.venv/bin/python scripts/footage_models.py prepare`:
-#     bash bench/cpu_study.sh                # ~90 min of training + ~10 min of evaluation on 2 cores
+#     bash bench/cpu_study.sh                # ~120 min of training + ~10 min of evaluation on 2 cores
 #     TASKS="body" bash bench/cpu_study.sh   # one task
 #     SKIP_TRAIN=1 bash bench/cpu_study.sh   # only evaluate the models already in $MODELS
 # Models land in $MODELS (default out/cpu_study/models), results in bench/results/cpu_study/.
@@ -29,13 +29,15 @@ source bench/evaluate_models.sh   # evaluate <task> <out name> <model:row name .
 for task in ${TASKS:-body face street}; do
     case $task in
     body)    # 160x120 crops of the walking area; pose condition following re-extracted with mediapipe
-        train body,body_perframe 300
-        evaluate body body "body:ours" "body_perframe:per-frame (no flow)"
-        evaluate body body_first_frame "body:ours" "body_perframe:per-frame (no flow)" -- --first-frame ;;
+        train body,body_nodv,body_perframe 300
+        evaluate body body "body:ours" "body_nodv:no video discriminator" "body_perframe:per-frame (no flow)"
+        evaluate body body_first_frame "body:ours" "body_nodv:no video discriminator" \
+            "body_perframe:per-frame (no flow)" -- --first-frame ;;
     face)    # 176x144, dlib landmarks re-extracted from the outputs
-        train face,face_perframe 200
-        evaluate face face "face:ours" "face_perframe:per-frame (no flow)"
-        evaluate face face_first_frame "face:ours" "face_perframe:per-frame (no flow)" -- --first-frame ;;
+        train face,face_nodv,face_perframe 200
+        evaluate face face "face:ours" "face_nodv:no video discriminator" "face_perframe:per-frame (no flow)"
+        evaluate face face_first_frame "face:ours" "face_nodv:no video discriminator" \
+            "face_perframe:per-frame (no flow)" -- --first-frame ;;
     street)  # 128x96 (a quarter of the shipped model's pixels): the generated start against the paper's real
              # start, the mask regulariser on generated starts only or not at all, and per-frame synthesis
              # (no-fg / no-D_V: the GPU study, README)

@@ -57,6 +57,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "body_perframe": ("body", PER_FRAME),
     "street_nofg": ("street", ["--set", "model.foreground=false"]),     # no foreground-background prior
     "street_nodv": ("street", ["--set", "disc.n_temporal_scales=0"]),   # no video discriminator D_V
+    "face_nodv": ("face", ["--set", "disc.n_temporal_scales=0"]),
+    "body_nodv": ("body", ["--set", "disc.n_temporal_scales=0"]),
     "street_realstart": ("street", ["--set", "generated_start=0"]),     # every clip starts from real frames
     # the mask regulariser (pushes towards warping) only on generated-start clips, as the reference does
     "street_maskreg_genonly": ("street", ["--set", "mask_loss_always=false"]),
