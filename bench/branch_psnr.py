@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     rows = {}
     for path in a.models:
         size = ev.training_load_size(path)
-        seq = ev.load_heldout(ev.ROOT / ".cache" / "datasets" / a.task, "val", None, size=size)[0]
+        seq = ev.load_heldout(ev.DATASETS / a.task, "val", None, size=size)[0]
         model = load_generator(path).eval()
         if not model.cfg.use_flow:
             raise SystemExit(f"{path}: a per-frame model (use_flow=false) has no warped branch")

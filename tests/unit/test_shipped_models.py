@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from v2v.checkpoint import load_generator, read_metadata
+from v2v.checkpoint import load_generator, read_metadata, training_frame_size
 from v2v.sampler import StreamingSampler
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "vid2vid"
@@ -27,8 +27,7 @@ def test_the_footage_models_ship_with_their_training_records():
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_model_streams_frames_at_its_training_size(path):
     model = load_generator(path)
-    trained = json.loads(read_metadata(path).get("v2v.train", "{}"))
-    h, w = trained.get("frame_size") or (64, 64)
+    h, w = training_frame_size(path) or (64, 64)
     cfg = model.cfg
     sampler = StreamingSampler(model, device="cpu", precision="fp32", seed=0)
     torch.manual_seed(0)
