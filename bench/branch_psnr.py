@@ -21,9 +21,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from bench import evaluate as ev  # noqa: E402  (held-out loading, training sizes, JSON reports)
 
-from v2v.checkpoint import load_generator  # noqa: E402
-from v2v.metrics import psnr  # noqa: E402
-from v2v.tensors import uint8_to_model  # noqa: E402
+from v2v.model.checkpoint import load_generator  # noqa: E402
+from v2v.media.metrics import psnr  # noqa: E402
+from v2v.media.tensors import uint8_to_model  # noqa: E402
 
 
 @torch.no_grad()

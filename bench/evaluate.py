@@ -14,17 +14,17 @@ frames are first resized to the size the model was trained at (``data.load_size`
 training record ``<model>.json``; ``--load-size`` overrides; none: the dataset's size) exactly as the trainer's
 loader resized them (train/data.py ``_resize``: area/linear for RGB, nearest for label ids):
 
-* PSNR / SSIM (``v2v.metrics.psnr`` / ``ssim``), mean over frames;
-* temporal warping error (``v2v.metrics.warping_error``): the real video's DIS flow warps our frame t-1 onto
+* PSNR / SSIM (``v2v.media.metrics.psnr`` / ``ssim``), mean over frames;
+* temporal warping error (``v2v.media.metrics.warping_error``): the real video's DIS flow warps our frame t-1 onto
   frame t, occlusions masked; also reported for the real video itself (the floor of this measure) and for a
   "still" reference, the real first frame repeated (it has no flicker at all, only the error of ignoring
   motion);
-* ``--task face``: dlib 68 landmarks (``v2v.sketch.DlibLandmarks``, the detector that made the sketches) are
+* ``--task face``: dlib 68 landmarks (``v2v.sources.sketch.DlibLandmarks``, the detector that made the sketches) are
   re-extracted from our frames and from the real frames (the source sketches were drawn from the real
   frames' landmarks): mean landmark distance in pixels, and the rate at which the detector finds a face in
   our frames.
 * ``--task body``: people and their OpenPose-18 keypoints are re-extracted from our frames and from the real
-  frames (at the evaluation size) with the extractor that made the source skeletons (``v2v.pose.pose_video``:
+  frames (at the evaluation size) with the extractor that made the source skeletons (``v2v.sources.pose.pose_video``:
   mediapipe on the whole frame plus moving-region crops, one-euro smoothing), people are matched per frame
   (:func:`pose_following`), and we report the mean keypoint distance in pixels (joints confident in both) and
   the share of the real frames' people found in ours.  Without mediapipe these fields are null, with the reason.
@@ -60,14 +60,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from train.data import FrameList, _resize, _resize_array, list_sequences, read_dataset_json  # noqa: E402
-from v2v.checkpoint import load_generator  # noqa: E402
-from v2v.labels import one_hot  # noqa: E402
-from v2v.metrics import psnr, ssim, to_uint8_frames, warping_error  # noqa: E402
-from v2v.optical_flow import FlowCache  # noqa: E402
-from v2v.pose import PoseFrame  # noqa: E402
+from v2v.model.checkpoint import load_generator  # noqa: E402
+from v2v.sources.labels import one_hot  # noqa: E402
+from v2v.media.metrics import psnr, ssim, to_uint8_frames, warping_error  # noqa: E402
+from v2v.media.optical_flow import FlowCache  # noqa: E402
+from v2v.sources.pose import PoseFrame  # noqa: E402
 from v2v.sampler import StreamingSampler  # noqa: E402
-from v2v.tensors import uint8_to_model  # noqa: E402
-from v2v.video_io import frame_grid, write_image  # noqa: E402
+from v2v.media.tensors import uint8_to_model  # noqa: E402
+from v2v.media.video_io import frame_grid, write_image  # noqa: E402
 
 DATASETS = ROOT / ".cache" / "datasets"
 DEFAULT_MACHINE = f"{os.cpu_count()}-core CPU"
@@ -142,7 +142,7 @@ def replace_real(sequences: Sequence[Heldout], video: Path, *, stride: int, max_
     """Use the LAST frames of ``video`` (read as scripts/footage_models.py prepare extracted it: ``stride``,
     ``max_side``, ``max_frames``, ``crop``) as the real held-out frames instead of the dataset's (JPEG) targets, resized
     to the held-out size as the targets were; checks that they are the same frames."""
-    from v2v.sources import read_video
+    from v2v.sources.base import read_video
 
     if len(sequences) != 1:
         raise SystemExit("--real-video needs exactly one held-out sequence (use --sequence)")
@@ -299,8 +299,8 @@ def pose_following(real: Sequence[PoseFrame], ours: Sequence[PoseFrame], *, min_
 
 def pose_extractor(fps: float) -> Callable[[Sequence[np.ndarray]], tuple[list[PoseFrame], dict]]:
     """uint8 RGB frames -> (PoseFrame per frame, extractor report) with the extractor that made the dataset's
-    source skeletons (train/prepare.py: ``v2v.pose.pose_video`` with moving-region crops and smoothing)."""
-    from v2v.pose import from_pose_keypoint, pose_video
+    source skeletons (train/prepare.py: ``v2v.sources.pose.pose_video`` with moving-region crops and smoothing)."""
+    from v2v.sources.pose import from_pose_keypoint, pose_video
 
     def extract(frames: Sequence[np.ndarray]) -> tuple[list[PoseFrame], dict]:
         src = pose_video(np.stack(frames), crops="auto", fps=fps)
@@ -593,17 +593,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode = "every frame generated"
     detector = None
     if use_lm:
-        from v2v.sketch import DlibLandmarks
+        from v2v.sources.sketch import DlibLandmarks
         detector = DlibLandmarks()
     poser, unavailable, fps = None, None, None
     if use_pose:
-        from v2v import extras
+        from v2v.sources import extras
         if extras.has_mediapipe():
             prep = prepare_settings(a.task)
             video = prep.get("video")
             fps = 30.0
             if video is not None and video.exists():   # the dataset's frame rate: the smoothing depends on it
-                from v2v.video_io import read_frames
+                from v2v.media.video_io import read_frames
                 fps = (read_frames(video).fps or 30.0) / max(1, prep.get("stride", 1))
             poser = pose_extractor(fps)
         else:
@@ -632,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "load_size": list(load_size) if load_size else None, "load_size_from": size_from,
               "baseline": baseline,
               "condition_following": ("dlib 68 landmarks" if use_lm else
-                                      "mediapipe pose (v2v.pose.pose_video, crops=auto), people matched by "
+                                      "mediapipe pose (v2v.sources.pose.pose_video, crops=auto), people matched by "
                                       "neck/hip anchors" if poser is not None else None),
               "condition_following_unavailable": unavailable, **({"pose_fps": fps} if poser is not None else {}),
               **run_context(a.machine, "bench/evaluate.py", argv), "seconds": round(time.time() - t_start, 1),

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from v2v.config import preset
-from v2v.generator import Vid2VidGenerator
+from v2v.model.config import preset
+from v2v.model.generator import Vid2VidGenerator
 from v2v.sampler import StreamingSampler
 
 

@@ -9,8 +9,8 @@ the real held-out frames follow the same index sequence (the looped ground truth
 through ``v2v.sampler.StreamingSampler`` one frame at a time; nothing but the current frame pair, the sampler's
 O(L) history and per-frame numbers is kept, so memory stays flat (the resident set size is recorded per
 window).  Per ``--window`` frames: PSNR and SSIM against the looped ground truth, and the temporal warping
-error of ours (``v2v.metrics.warping_error``: DIS flow of the looped real frames, occlusions masked) next to
-the real looped video's own warping error in the same window.  Drift (``v2v.metrics.drift``) = last window's
+error of ours (``v2v.media.metrics.warping_error``: DIS flow of the looped real frames, occlusions masked) next to
+the real looped video's own warping error in the same window.  Drift (``v2v.media.metrics.drift``) = last window's
 mean minus the first one's; since the windows do not line up with the loop period (2 (n - 1) frames), the
 same is also reported per loop period (frames 1.. in blocks of one period: each block shows the same content; last
 full block minus the first).
@@ -37,8 +37,8 @@ from bench import evaluate as ev  # noqa: E402  (held-out loading, the sampler l
 
 import torch  # noqa: E402
 
-from v2v.checkpoint import load_generator  # noqa: E402
-from v2v.metrics import drift, psnr, ssim, to_uint8_frames, warping_error, window_means  # noqa: E402
+from v2v.model.checkpoint import load_generator  # noqa: E402
+from v2v.media.metrics import drift, psnr, ssim, to_uint8_frames, warping_error, window_means  # noqa: E402
 
 
 def pingpong_indices(n: int, total: int) -> list[int]:

@@ -15,8 +15,8 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from v2v.config import preset
-from v2v.generator import Vid2VidGenerator, count_parameters
+from v2v.model.config import preset
+from v2v.model.generator import Vid2VidGenerator, count_parameters
 
 
 def measure(preset_name: str, width: int, height: int, n_scales: int, foreground: bool) -> dict:

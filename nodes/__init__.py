@@ -15,7 +15,7 @@ pack folder is not on ``sys.path`` there, and the top-level name ``nodes`` is Co
   this package, and tests and the CLI import the same name from the repository root;
 * import siblings relatively (``from ._comfy import ...``); never ``import nodes.<x>``;
 * import optional extras (mediapipe, dlib, scikit-learn) inside the function that needs them,
-  through ``v2v.extras``: a missing extra is a node error at run time, never an import failure;
+  through ``v2v.sources.extras``: a missing extra is a node error at run time, never an import failure;
 * import ComfyUI (``comfy``, ``folder_paths``, ``server``, ``comfy_api``) only lazily or guarded,
   so the pack also imports where ComfyUI is absent (tests, the CLI).
 

@@ -1,8 +1,8 @@
 """LabelVideoLoader: label maps (Cityscapes ids, color maps, or pseudo-labels of footage) -> V2V_SOURCE."""
 from __future__ import annotations
 
-from v2v import labels, pseudo_labels
-from v2v.sources import as_frames
+from v2v.sources import labels, pseudo_labels
+from v2v.sources.base import as_frames
 
 from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
                      video_inputs)

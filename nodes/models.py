@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from v2v.checkpoint import CheckpointError, load_generator
+from v2v.model.checkpoint import CheckpointError, load_generator
 
 FOLDER_NAME = "vid2vid"
 PACK_MODELS = Path(__file__).resolve().parent.parent / "models" / FOLDER_NAME

@@ -1,7 +1,7 @@
 """PoseExtract: video -> OpenPose skeleton V2V_SOURCE (+ POSE_KEYPOINT), or render given keypoints."""
 from __future__ import annotations
 
-from v2v import pose
+from v2v.sources import pose
 
 from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
                      video_inputs)

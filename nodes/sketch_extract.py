@@ -1,7 +1,7 @@
 """SketchExtract: video -> face sketch (68 landmarks + edges + distance maps) or edge sketch V2V_SOURCE."""
 from __future__ import annotations
 
-from v2v import sketch
+from v2v.sources import sketch
 
 from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
                      video_inputs)

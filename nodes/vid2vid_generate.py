@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from v2v.checkpoint import CheckpointError, training_frame_size
+from v2v.model.checkpoint import CheckpointError, training_frame_size
 from v2v.generate_video import GenerateError, frame_range, generate_images, generate_to_file, scale_advice
 from v2v.sampler import PRECISIONS
 
@@ -80,7 +80,7 @@ def _save_previews(preview: torch.Tensor, stem: str) -> list[dict]:
         return []
     import cv2
 
-    from v2v.tensors import image_to_uint8
+    from v2v.media.tensors import image_to_uint8
 
     folder = Path(_folder_paths.get_temp_directory())
     folder.mkdir(parents=True, exist_ok=True)

@@ -28,11 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from v2v.labels import generic_label_set, read_id_png, render_labels  # noqa: E402
-from v2v.metrics import psnr, ssim, warping_error  # noqa: E402
-from v2v.sources import read_video  # noqa: E402
-from v2v.tensors import uint8_to_model  # noqa: E402
-from v2v.video_io import VideoWriter, frame_grid, list_images, read_frames, write_image  # noqa: E402
+from v2v.sources.labels import generic_label_set, read_id_png, render_labels  # noqa: E402
+from v2v.media.metrics import psnr, ssim, warping_error  # noqa: E402
+from v2v.sources.base import read_video  # noqa: E402
+from v2v.media.tensors import uint8_to_model  # noqa: E402
+from v2v.media.video_io import VideoWriter, frame_grid, list_images, read_frames, write_image  # noqa: E402
 
 HELDOUT = ROOT / "workflows" / "input" / "vid2vid_street_heldout"
 WORKFLOW = ROOT / "workflows" / "vid2vid_labels_to_street_api.json"

@@ -64,7 +64,7 @@ def _run(cmd: list[str]) -> None:
 def make_street_input() -> Path:
     import cv2
 
-    from v2v import pseudo_labels
+    from v2v.sources import pseudo_labels
 
     out = WORKFLOW_INPUT / "vid2vid_street_labels"
     if out.is_dir() and any(out.glob("*.png")):
@@ -85,7 +85,7 @@ def make_street_input() -> Path:
 
 
 def make_face_input() -> Path:
-    from v2v.video_io import VideoWriter, read_frames
+    from v2v.media.video_io import VideoWriter, read_frames
 
     out = WORKFLOW_INPUT / "vid2vid_carphone_60f.mp4"
     if out.is_file():
@@ -102,7 +102,7 @@ def make_face_input() -> Path:
 
 
 def make_pose_input() -> Path:
-    from v2v import pose
+    from v2v.sources import pose
 
     out = WORKFLOW_INPUT / "vid2vid_walk_pose"
     if out.is_dir() and any(out.glob("*.json")):

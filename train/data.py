@@ -39,7 +39,7 @@ unreadable frames and label ids beyond ``label_nc``; each message names the file
 yields random clips: random temporal stride in ``[1, max_stride]`` and start, resize to ``load_size``,
 random crop to ``crop_size``, horizontal flip when ``flip`` is on (keep it off for pose: left/right body
 parts are drawn differently), and the ground-truth backward flow between consecutive target frames of the
-clip with its forward-backward confidence (v2v.optical_flow, cached on disk).  Every random choice of an
+clip with its forward-backward confidence (v2v.media.optical_flow, cached on disk).  Every random choice of an
 item comes from ``(seed, epoch, index)``, so a clip is reproducible from its index (exact resume; same data
 in every DataLoader worker configuration).
 """
@@ -57,11 +57,11 @@ import cv2
 import numpy as np
 import torch
 
-from v2v.config import dataclass_from_dict
-from v2v.labels import instance_boundary, one_hot, read_id_png
-from v2v.optical_flow import FlowCache, FlowParams
-from v2v.tensors import uint8_to_model
-from v2v.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, read_frames, read_image
+from v2v.model.config import dataclass_from_dict
+from v2v.sources.labels import instance_boundary, one_hot, read_id_png
+from v2v.media.optical_flow import FlowCache, FlowParams
+from v2v.media.tensors import uint8_to_model
+from v2v.media.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, read_frames, read_image
 
 SOURCE_KINDS = ("labels", "rgb", "array")
 SPLITS = ("train", "val")

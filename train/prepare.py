@@ -12,14 +12,14 @@ trainer needs (source kind, label_nc, flip allowed, ...).  Call it once per vide
 
 Source extraction uses the package's extractors:
 
-* ``sketch``: the paper's face sketch (``v2v.sketch.face_sketch``: dlib 68 landmarks -> part polylines + Canny
+* ``sketch``: the paper's face sketch (``v2v.sources.sketch.face_sketch``: dlib 68 landmarks -> part polylines + Canny
   edges outside the face + 9 distance channels; needs the ``face`` extra) or, with ``--sketch-mode edges``,
-  a plain Canny edge sketch of any video (``v2v.sketch.edge_sketch``).  ``auto`` picks face when dlib is
+  a plain Canny edge sketch of any video (``v2v.sources.sketch.edge_sketch``).  ``auto`` picks face when dlib is
   installed and says so.
-* ``pose``: rendered OpenPose-18 skeletons (``v2v.pose.pose_video``) from mediapipe (``pose`` extra), or from
+* ``pose``: rendered OpenPose-18 skeletons (``v2v.sources.pose.pose_video``) from mediapipe (``pose`` extra), or from
   ``--keypoints`` (a folder of OpenPose JSON files, e.g. from DWPose) without mediapipe.  Flip is disabled.
 * ``labels``: ``--labels`` gives existing id PNGs (one per frame, e.g. Cityscapes labelIds); otherwise
-  weight-free pseudo-labels of the footage (``v2v.pseudo_labels.pseudo_label_video``: k-means clusters +
+  weight-free pseudo-labels of the footage (``v2v.sources.pseudo_labels.pseudo_label_video``: k-means clusters +
   a moving-person class, ``label_nc = k + 1``, ``--label-nc`` sets it).  Instance maps are not written by
   this path (use_instance stays off).
 
@@ -69,7 +69,7 @@ def extract_source(task: str, frames, *, sketch_mode: str = "auto", keypoints: s
                    labels: str | None = None, label_nc: int | None = None, log=print):
     """Run the extractor of ``task`` on decoded ``frames`` (v2v.sources.Frames) -> v2v SourceVideo."""
     if task == "sketch":
-        from v2v import sketch
+        from v2v.sources import sketch
 
         mode = sketch_mode
         if mode == "auto":
@@ -82,7 +82,7 @@ def extract_source(task: str, frames, *, sketch_mode: str = "auto", keypoints: s
             return sketch.edge_sketch(frames, fps=frames.fps)
         raise PrepareError(f"--sketch-mode must be auto, face or edges, got {sketch_mode!r}")
     if task == "pose":
-        from v2v import pose
+        from v2v.sources import pose
 
         h, w = frames.rgb.shape[1:3]
         if keypoints:
@@ -91,16 +91,16 @@ def extract_source(task: str, frames, *, sketch_mode: str = "auto", keypoints: s
         return pose.pose_video(frames, fps=frames.fps)
     if task == "labels":
         if labels:
-            from v2v.labels import label_video
+            from v2v.sources.labels import label_video
 
             h, w = frames.rgb.shape[1:3]
             src = label_video(labels, label_nc=label_nc, max_frames=len(frames.rgb))
             if (src.height, src.width) != (h, w):
                 src = label_video(labels, label_nc=label_nc, max_frames=len(frames.rgb), size=(w, h))
             return src
-        pseudo = _optional_module("v2v.pseudo_labels")
+        pseudo = _optional_module("v2v.sources.pseudo_labels")
         if pseudo is None or not hasattr(pseudo, "pseudo_label_video"):
-            raise PrepareError("--task labels without --labels needs v2v.pseudo_labels (weight-free pseudo-labels), "
+            raise PrepareError("--task labels without --labels needs v2v.sources.pseudo_labels (weight-free pseudo-labels), "
                                "which this installation does not have; pass --labels <folder of id PNGs>")
         # k colour/position clusters + 1 person class; instance boundaries are not stored (the dataset keeps
         # label ids only: the person class already separates people from the background)
@@ -214,7 +214,7 @@ def prepare(task: str, video: str | os.PathLike, out: str | os.PathLike, *, spli
     ``val_fraction`` > 0 extracts the video ONCE and writes its first frames to ``train/<name>`` and the
     last ``val_fraction`` of them to ``val/<name>`` (held-out frames from the same extraction, so e.g.
     pseudo-label ids mean the same class in both)."""
-    from v2v.sources import read_video
+    from v2v.sources.base import read_video
 
     if task not in TASKS:
         raise PrepareError(f"--task must be one of {TASKS}, got {task!r}")

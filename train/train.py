@@ -17,7 +17,7 @@ Schedules are pure functions of the step (``n_frames_at``, ``lr_at``) and are lo
 ``step`` counts training clips (iterations); each clip makes ``n_frames - L`` D and G updates.
 
 Outputs under ``out_dir``:
-  model.safetensors          the generator for the nodes / sampler / CLI (v2v.checkpoint format + config)
+  model.safetensors          the generator for the nodes / sampler / CLI (v2v.model.checkpoint format + config)
   checkpoints/latest         name of the newest complete training state; checkpoints/state-XXXXXXXX/ =
                              accelerate state (models, optimizers, RNG) + trainer.json (step, data position)
   losses.jsonl               one line per step (main process)
@@ -51,13 +51,13 @@ import yaml
 from torch import nn
 
 from train.data import ClipDataset, DataConfig, DatasetError, build_datasets, read_dataset_json
-from v2v import losses as L
-from v2v.checkpoint import load_generator, save_generator
-from v2v.config import DiscriminatorConfig, GeneratorConfig, LossWeights, dataclass_from_dict, preset
-from v2v.discriminators import MultiscalePatchD, TemporalD
-from v2v.generator import Vid2VidGenerator
-from v2v.metrics import psnr, ssim, to_uint8_frames, warping_error
-from v2v.tensors import model_to_uint8, uint8_to_model
+from v2v.model import losses as L
+from v2v.model.checkpoint import load_generator, save_generator
+from v2v.model.config import DiscriminatorConfig, GeneratorConfig, LossWeights, dataclass_from_dict, preset
+from v2v.model.discriminators import MultiscalePatchD, TemporalD
+from v2v.model.generator import Vid2VidGenerator
+from v2v.media.metrics import psnr, ssim, to_uint8_frames, warping_error
+from v2v.media.tensors import model_to_uint8, uint8_to_model
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ class TrainConfig:
     task: str = "labels"                   # labels | sketch | pose (documentation + metadata)
     out_dir: str = "out/run"
     data: dict[str, Any] = field(default_factory=dict)    # DataConfig fields (dataset.json fills the rest)
-    preset: str = "small"                  # v2v.config.PRESETS name
+    preset: str = "small"                  # v2v.model.config.PRESETS name
     model: dict[str, Any] = field(default_factory=dict)   # GeneratorConfig overrides (n_past, n_scales, fg ...)
     disc: dict[str, Any] = field(default_factory=dict)    # DiscriminatorConfig fields
     loss: dict[str, Any] = field(default_factory=dict)    # LossWeights fields
@@ -301,7 +301,7 @@ def batches_of_epoch(n_items: int, epoch: int, seed: int, batch_size: int, n_pro
 def source_preview(source: torch.Tensor, dcfg: DataConfig) -> torch.Tensor:
     """[B, C, H, W] source -> [B, 3, H, W] in [-1, 1] for sample strips."""
     if dcfg.source_kind == "labels":
-        from v2v.labels import generic_label_set, ids_to_colors
+        from v2v.sources.labels import generic_label_set, ids_to_colors
 
         ids = source[:, : dcfg.label_nc].argmax(1).cpu().numpy()
         pal = generic_label_set(max(dcfg.label_nc, 2)).palette()
@@ -414,14 +414,14 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     D = Discriminators(gcfg.input_nc, dis_cfg)
     E = None
     if gcfg.style_nc:
-        from v2v.style import StyleEncoder
+        from v2v.model.style import StyleEncoder
 
         if not dcfg.use_instance:
             raise DatasetError("model.style_nc > 0 needs instance maps (data.use_instance: true)")
         E = StyleEncoder(gcfg.style_nc, ngf=cfg.style_encoder_ngf)
     vgg = None
     if cfg.vgg_weights:
-        from v2v.vgg import require_vgg19
+        from v2v.model.vgg import require_vgg19
 
         vgg = require_vgg19(cfg.vgg_weights, device)
     g_params = list(G.parameters()) + (list(E.parameters()) if E is not None else [])
@@ -635,7 +635,7 @@ def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, w
 
 def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up=False,
             mask_reg=True) -> dict[str, torch.Tensor]:
-    """The generator's loss terms at frame t (unweighted; names of v2v.losses.TERM_WEIGHTS).  ``warm_up``: the
+    """The generator's loss terms at frame t (unweighted; names of v2v.model.losses.TERM_WEIGHTS).  ``warm_up``: the
     mask was forced to 1, so the mask and warp terms have nothing to act on (no flow terms at all at t = 0).
     ``mask_reg``: add the mask regulariser (pushes towards warping)."""
     real_t = real[:, t]

@@ -20,11 +20,11 @@ import sys
 import numpy as np
 import torch
 
-from .checkpoint import load_generator, read_config, read_metadata, training_frame_size
-from .config import GeneratorConfig
+from .model.checkpoint import load_generator, read_config, read_metadata, training_frame_size
+from .model.config import GeneratorConfig
 from .generate_video import scale_advice
-from .tensors import model_to_uint8, uint8_to_model
-from .video_io import VideoWriter, read_frames
+from .media.tensors import model_to_uint8, uint8_to_model
+from .media.video_io import VideoWriter, read_frames
 
 SOURCE_KINDS = ("rgb", "labels")
 DEFAULT_FPS = 25.0
@@ -56,8 +56,8 @@ def frame_to_source(frame: np.ndarray, cfg: GeneratorConfig, kind: str) -> torch
         if cfg.input_nc not in (cfg.label_nc, cfg.label_nc + 1):
             raise UsageError(f"this model takes input_nc={cfg.input_nc} with label_nc={cfg.label_nc}; "
                              "the CLI only builds labels (+ one boundary channel)")
-        from .labels import encode_frame, instance_boundary
-        from .sources import SourceError
+        from .sources.labels import encode_frame, instance_boundary
+        from .sources.base import SourceError
 
         ids = np.ascontiguousarray(frame[:, :, 0])
         boundary = instance_boundary(ids) if cfg.input_nc == cfg.label_nc + 1 else None

@@ -5,7 +5,7 @@ Two ways out, both frame by frame through :class:`v2v.sampler.StreamingSampler`:
 * :func:`generate_images`: every frame in one ComfyUI IMAGE batch ``[T, H, W, 3]`` (0..1). The batch
   is allocated once, up front, after :func:`check_ram` has compared its size with the RAM that is
   available, so a clip that cannot fit is refused before any work, with the numbers.
-* :func:`generate_to_file`: each frame goes straight to a :class:`v2v.video_io.VideoWriter`; only the
+* :func:`generate_to_file`: each frame goes straight to a :class:`v2v.media.video_io.VideoWriter`; only the
   sampler's O(L) history and a few preview frames stay in memory, however long the video is.
 
 :func:`check_inputs` turns every mismatch between a source and a model into one :class:`GenerateError`
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from .sampler import StreamingSampler
-from .tensors import model_to_uint8
-from .video_io import VideoWriter
+from .media.tensors import model_to_uint8
+from .media.video_io import VideoWriter
 
 Progress = Callable[[int, int], None]
 
@@ -148,7 +148,7 @@ def _first_frames(first_frame: torch.Tensor | None, cfg, size: tuple[int, int]) 
     """ComfyUI IMAGE ``[k, H, W, 3]`` (0..1) -> model frames ``[k, 3, H, W]`` (-1..1), checked."""
     if first_frame is None:
         return None
-    from .tensors import image_to_model
+    from .media.tensors import image_to_model
 
     frames = image_to_model(first_frame)
     if frames.shape[1] == 4:

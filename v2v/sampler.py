@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from .labels import instance_boundary
+from .sources.labels import instance_boundary
 
 PRECISIONS = ("fp32", "bf16")
 

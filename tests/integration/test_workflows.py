@@ -91,7 +91,7 @@ def test_workflow_writes_the_expected_video(host, name):
 
 # ---- temporal stability vs a per-frame run ----------------------------------------------------------
 def _reference_frames(path: Path, n: int, size: tuple[int, int]) -> list[np.ndarray]:
-    from v2v.video_io import read_frames
+    from v2v.media.video_io import read_frames
 
     out = []
     for frame in read_frames(path):
@@ -105,8 +105,8 @@ def _per_frame_run(model_path: Path, source) -> list[np.ndarray]:
     """The same model with no temporal context: a fresh sampler for every frame (frame 0 each time)."""
     import torch
 
-    from v2v.checkpoint import load_generator
-    from v2v.tensors import model_to_uint8
+    from v2v.model.checkpoint import load_generator
+    from v2v.media.tensors import model_to_uint8
     from v2v.sampler import StreamingSampler
 
     model = load_generator(model_path)
@@ -134,7 +134,7 @@ def _local_source(name: str, input_dir: Path, monkeypatch):
 def test_sequential_output_is_steadier_than_per_frame(host, comfy_server, name, monkeypatch):
     """Temporal warping error (DIS flow of the real video, occlusions masked) of the workflow's output,
     taken lossless (IMAGE mode + SaveImage), against the same model run frame by frame."""
-    from v2v.metrics import warping_error
+    from v2v.media.metrics import warping_error
 
     n, width, height, reference, task = EXPECTED[name]
     prompt = load_api(name)

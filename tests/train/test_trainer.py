@@ -35,7 +35,7 @@ def losses(out):
 
 
 def test_tiny_run_learns_and_writes_a_loadable_model(toy, tmp_path):
-    from v2v.checkpoint import load_generator, read_metadata
+    from v2v.model.checkpoint import load_generator, read_metadata
     from v2v.sampler import StreamingSampler
 
     out = tmp_path / "run"

@@ -29,7 +29,7 @@ def base(root, out, **kw):
 
 
 def test_foreground_style_gmm_and_clip_backprop(toy, tmp_path):
-    from v2v.checkpoint import load_generator, read_metadata
+    from v2v.model.checkpoint import load_generator, read_metadata
 
     cfg = base(toy, tmp_path / "fg", model={"foreground": True, "fg_label_ids": [1], "style_nc": 3},
                detach_prev=False, style_gmm_components=2)
@@ -45,7 +45,7 @@ def test_foreground_style_gmm_and_clip_backprop(toy, tmp_path):
 
 
 def test_spatial_growth_starts_from_the_coarser_model(toy, tmp_path):
-    from v2v.checkpoint import load_generator
+    from v2v.model.checkpoint import load_generator
 
     train(base(toy, tmp_path / "coarse", max_steps=1))
     coarse = load_generator(tmp_path / "coarse" / "model.safetensors")
@@ -64,7 +64,7 @@ def test_spatial_growth_starts_from_the_coarser_model(toy, tmp_path):
 
 
 def _record_generator_calls(monkeypatch):
-    from v2v.generator import Vid2VidGenerator
+    from v2v.model.generator import Vid2VidGenerator
 
     calls = []
     forward = Vid2VidGenerator.forward

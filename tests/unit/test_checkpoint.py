@@ -1,4 +1,4 @@
-"""v2v.checkpoint: one safetensors file = weights + config; strict, pickle-free loading; atomic writes."""
+"""v2v.model.checkpoint: one safetensors file = weights + config; strict, pickle-free loading; atomic writes."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from v2v import checkpoint
-from v2v.checkpoint import (CheckpointError, load_generator, read_config, read_metadata, save_generator,
+from v2v.model import checkpoint
+from v2v.model.checkpoint import (CheckpointError, load_generator, read_config, read_metadata, save_generator,
                             training_frame_size)
-from v2v.config import GeneratorConfig
-from v2v.generator import Vid2VidGenerator
+from v2v.model.config import GeneratorConfig
+from v2v.model.generator import Vid2VidGenerator
 
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
 CONFIGS = {

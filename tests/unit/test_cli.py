@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from v2v.checkpoint import save_generator
+from v2v.model.checkpoint import save_generator
 from v2v.cli import frame_to_source, main
-from v2v.tensors import model_to_uint8, uint8_to_model
-from v2v.config import GeneratorConfig
-from v2v.generator import Vid2VidGenerator
-from v2v.video_io import VideoWriter, read_frames
+from v2v.media.tensors import model_to_uint8, uint8_to_model
+from v2v.model.config import GeneratorConfig
+from v2v.model.generator import Vid2VidGenerator
+from v2v.media.video_io import VideoWriter, read_frames
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1)
@@ -85,7 +85,7 @@ def test_generate_video_to_png_folder_with_max_frames_and_first_frame(tmp_path, 
 
 
 def test_cli_matches_the_sampler(tmp_path, rgb_model, sketch_folder, capsys):
-    from v2v.checkpoint import load_generator
+    from v2v.model.checkpoint import load_generator
     from v2v.sampler import generate
 
     out = tmp_path / "frames"

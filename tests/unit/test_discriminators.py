@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from v2v.config import DiscriminatorConfig
-from v2v.discriminators import (
+from v2v.model.config import DiscriminatorConfig
+from v2v.model.discriminators import (
     FLOW_DIVISOR,
     MultiscalePatchD,
     NLayerPatchD,
@@ -14,8 +14,8 @@ from v2v.discriminators import (
     frames_needed,
     temporal_windows,
 )
-from v2v.flow import warp
-from v2v.losses import lsgan_d_loss
+from v2v.model.flow import warp
+from v2v.model.losses import lsgan_d_loss
 
 TINY = dict(ndf=4, n_layers=2)
 

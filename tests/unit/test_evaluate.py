@@ -11,14 +11,14 @@ import torch
 
 from bench import branch_psnr as bp, evaluate as ev, long_video as lv
 from train.data import write_toy_dataset
-from v2v.checkpoint import load_generator, save_generator
-from v2v.config import GeneratorConfig
-from v2v.generator import Vid2VidGenerator
-from v2v.metrics import psnr, to_uint8_frames, warping_error
+from v2v.model.checkpoint import load_generator, save_generator
+from v2v.model.config import GeneratorConfig
+from v2v.model.generator import Vid2VidGenerator
+from v2v.media.metrics import psnr, to_uint8_frames, warping_error
 from v2v.sampler import StreamingSampler
-from v2v.tensors import uint8_to_model
+from v2v.media.tensors import uint8_to_model
 from v2v.toy import LABEL_NC
-from v2v.video_io import read_image
+from v2v.media.video_io import read_image
 
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
 N_FRAMES, SIZE = 6, 32
@@ -197,7 +197,7 @@ def test_long_video_main(setup):
 # ---------------------------------------------------------------------------------------------------------
 # body: pose condition following, evaluation size
 def _person(points: dict[int, tuple[float, float]], W: int, H: int, conf: float = 0.9):
-    from v2v.pose import Person
+    from v2v.sources.pose import Person
 
     body = np.zeros((18, 3), np.float32)
     for j, (x, y) in points.items():
@@ -206,7 +206,7 @@ def _person(points: dict[int, tuple[float, float]], W: int, H: int, conf: float 
 
 
 def test_pose_following_matches_people_and_measures_pixels():
-    from v2v.pose import PoseFrame
+    from v2v.sources.pose import PoseFrame
 
     W, H = 200, 100
     a = {1: (40, 20), 8: (35, 50), 11: (45, 50), 10: (35, 90), 13: (45, 90)}     # neck, hips, ankles
@@ -245,7 +245,7 @@ def test_pose_following_matches_people_and_measures_pixels():
 
 def test_pose_following_in_evaluate_sequence(setup):
     """A fake extractor that finds the same person in every real frame and nobody in ours."""
-    from v2v.pose import PoseFrame
+    from v2v.sources.pose import PoseFrame
 
     data, paths, _ = setup
     seq = ev.load_heldout(data)[0]
@@ -269,7 +269,7 @@ def test_pose_following_in_evaluate_sequence(setup):
 
 
 def test_body_options_size_and_missing_mediapipe(setup, monkeypatch):
-    from v2v import extras
+    from v2v.sources import extras
 
     data, paths, root = setup
     small = ev.load_heldout(data, size=(16, 24))[0]

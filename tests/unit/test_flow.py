@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from v2v.flow import ALIGN_CORNERS, base_grid, resize_flow, warp
+from v2v.model.flow import ALIGN_CORNERS, base_grid, resize_flow, warp
 
 
 def test_align_corners_is_stated():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from v2v.config import ConfigError, GeneratorConfig, preset
-from v2v.generator import Vid2VidGenerator, count_parameters
+from v2v.model.config import ConfigError, GeneratorConfig, preset
+from v2v.model.generator import Vid2VidGenerator, count_parameters
 
 
 def make(n_scales=1, **task):

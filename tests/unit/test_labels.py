@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from v2v import labels as L
-from v2v.sources import SourceError
-from v2v.tensors import image_to_model, model_to_image
+from v2v.sources import labels as L
+from v2v.sources.base import SourceError
+from v2v.media.tensors import image_to_model, model_to_image
 
 
 def _cityscapes_clip(folder, T=3, H=24, W=32, seed=0):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from v2v.config import LossWeights
-from v2v.flow import warp
-from v2v.losses import (
+from v2v.model.config import LossWeights
+from v2v.model.flow import warp
+from v2v.model.losses import (
     TERM_WEIGHTS,
     feature_matching_loss,
     flow_loss,

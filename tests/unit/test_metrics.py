@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from _synthetic import moving_scene, noisy_copy
-from v2v.metrics import (drift, format_windows, psnr, ssim, to_uint8_frames, warping_error, window_means)
-from v2v.optical_flow import FlowCache
+from v2v.media.metrics import (drift, format_windows, psnr, ssim, to_uint8_frames, warping_error, window_means)
+from v2v.media.optical_flow import FlowCache
 
 
 def test_psnr_known_values():

@@ -13,12 +13,12 @@ import nodes as pack_nodes
 from nodes import models
 from nodes.vid2vid_generate import Vid2VidGenerate, run_generate
 from v2v import generate_video
-from v2v.checkpoint import CheckpointError, save_generator
-from v2v.config import GeneratorConfig
+from v2v.model.checkpoint import CheckpointError, save_generator
+from v2v.model.config import GeneratorConfig
 from v2v.generate_video import GenerateError, check_ram, preview_indices, scale_advice
-from v2v.generator import Vid2VidGenerator
-from v2v.sources import SourceVideo
-from v2v.video_io import read_frames
+from v2v.model.generator import Vid2VidGenerator
+from v2v.sources.base import SourceVideo
+from v2v.media.video_io import read_frames
 
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from _synthetic import moving_scene
-from v2v.flow import warp
-from v2v.optical_flow import (FlowCache, FlowParams, backward_flow, flow_and_confidence, flow_to_tensor,
+from v2v.model.flow import warp
+from v2v.media.optical_flow import (FlowCache, FlowParams, backward_flow, flow_and_confidence, flow_to_tensor,
                               warp_numpy)
 
 
@@ -36,7 +36,7 @@ def test_flow_warps_previous_onto_current_with_model_warp(scene):
     err_warp = np.abs(warped - frames[3]).mean()
     err_none = np.abs(frames[2].astype(np.float32) - frames[3]).mean()
     assert err_warp < 0.3 * err_none
-    # the numpy warp used by the metric agrees with v2v.flow.warp
+    # the numpy warp used by the metric agrees with v2v.model.flow.warp
     assert np.abs(warp_numpy(frames[2].astype(np.float32), flow) - warped).max() < 1e-2
 
 

@@ -2,10 +2,10 @@
 import torch
 import torch.nn.functional as F
 
-from v2v.config import preset
-from v2v.generator import Vid2VidGenerator
-from v2v.losses import flow_loss
-from v2v.labels import instance_boundary, one_hot
+from v2v.model.config import preset
+from v2v.model.generator import Vid2VidGenerator
+from v2v.model.losses import flow_loss
+from v2v.sources.labels import instance_boundary, one_hot
 from v2v.toy import LABEL_NC, moving_shapes
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from v2v import extras, pose
+from v2v.sources import extras, pose
 
 REPO = Path(__file__).resolve().parents[2]
 VTEST_CLIP = REPO / "tests" / "data" / "vtest_40f.mp4"

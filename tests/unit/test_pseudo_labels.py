@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from v2v import extras, pseudo_labels as P
-from v2v.sources import read_video
+from v2v.sources import extras, pseudo_labels as P
+from v2v.sources.base import read_video
 
 REPO = Path(__file__).resolve().parents[2]
 VTEST_CLIP = REPO / "tests" / "data" / "vtest_40f.mp4"

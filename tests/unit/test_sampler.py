@@ -7,9 +7,9 @@ import psutil
 import pytest
 import torch
 
-from v2v.config import GeneratorConfig
-from v2v.generator import Vid2VidGenerator
-from v2v.labels import instance_boundary
+from v2v.model.config import GeneratorConfig
+from v2v.model.generator import Vid2VidGenerator
+from v2v.sources.labels import instance_boundary
 from v2v.sampler import StreamingSampler, generate
 
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)

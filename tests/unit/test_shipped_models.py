@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from v2v.checkpoint import load_generator, read_metadata, training_frame_size
+from v2v.model.checkpoint import load_generator, read_metadata, training_frame_size
 from v2v.sampler import StreamingSampler
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "vid2vid"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from v2v import extras, sketch
-from v2v.sources import SourceError, read_video
+from v2v.sources import extras, sketch
+from v2v.sources.base import SourceError, read_video
 
 REPO = Path(__file__).resolve().parents[2]
 VTEST_CLIP = REPO / "tests" / "data" / "vtest_40f.mp4"

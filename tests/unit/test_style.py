@@ -1,6 +1,6 @@
 import torch
 
-from v2v.style import StyleEncoder, instance_average
+from v2v.model.style import StyleEncoder, instance_average
 
 
 def test_instance_average_makes_each_instance_constant():

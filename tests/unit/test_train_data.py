@@ -127,7 +127,7 @@ def test_load_size_resizes_before_crop(label_root):
 
 
 def test_rgb_sources_and_video_targets(tmp_path):
-    from v2v.video_io import VideoWriter
+    from v2v.media.video_io import VideoWriter
 
     frames, _ = write_sequence(tmp_path / "train" / "a", n=6, instance=False, source="rgb")
     seq = tmp_path / "train" / "b"

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
-    from v2v.video_io import VideoWriter
+    from v2v.media.video_io import VideoWriter
 
     frames, labels = moving_scene(6, 48, 64)
     path = tmp_path_factory.mktemp("vid") / "clip.mp4"
@@ -52,7 +52,7 @@ def test_cli_sketch_edges_makes_a_valid_dataset(video, tmp_path):
 
 
 def test_pose_from_keypoints_disables_flip(video, tmp_path):
-    from v2v.pose import Person, PoseFrame, write_openpose_json
+    from v2v.sources.pose import Person, PoseFrame, write_openpose_json
 
     path, _ = video
     frames = []
@@ -122,7 +122,7 @@ def test_val_fraction_splits_one_extraction_in_time_and_jpg_targets(video, tmp_p
     assert len(list((train_seq / "target").glob("*.jpg"))) == 4
     assert len(list((val_seq / "target").glob("*.jpg"))) == 2
     # the held-out frames are the LAST ones of the video, renumbered from 0
-    from v2v.video_io import read_frames
+    from v2v.media.video_io import read_frames
     real = list(read_frames(path))
     held = cv2.cvtColor(cv2.imread(str(val_seq / "target" / "000000.jpg")), cv2.COLOR_BGR2RGB)
     assert np.abs(held.astype(int) - real[4].astype(int)).mean() < 8       # JPEG q95 of frame 4 (noisy texture)
@@ -134,7 +134,7 @@ def test_val_fraction_splits_one_extraction_in_time_and_jpg_targets(video, tmp_p
 
 
 def test_crop_keeps_a_window_before_downscaling(video, tmp_path):
-    from v2v.sources import SourceError, read_video
+    from v2v.sources.base import SourceError, read_video
 
     path, _ = video
     full = read_video(path).rgb

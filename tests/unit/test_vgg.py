@@ -5,8 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from v2v.losses import vgg_loss
-from v2v.vgg import ENV_VAR, TORCHVISION_FILE, VGG19Features, find_vgg19_weights, load_vgg19, require_vgg19
+from v2v.model.losses import vgg_loss
+from v2v.model.vgg import ENV_VAR, TORCHVISION_FILE, VGG19Features, find_vgg19_weights, load_vgg19, require_vgg19
 
 # torchvision vgg19 conv indices in `features` (conv before each ReLU): 16 convs
 CONV_IDX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)

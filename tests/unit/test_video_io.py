@@ -1,11 +1,11 @@
-"""v2v.video_io: lazy frame sources and atomic video/PNG writers."""
+"""v2v.media.video_io: lazy frame sources and atomic video/PNG writers."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from v2v.video_io import VideoError, VideoWriter, frame_grid, natural_key, read_frames, read_image, write_image
+from v2v.media.video_io import VideoError, VideoWriter, frame_grid, natural_key, read_frames, read_image, write_image
 
 
 def frame(i: int, w: int = 64, h: int = 48) -> np.ndarray:

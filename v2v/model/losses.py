@@ -2,7 +2,7 @@
 
 Each function returns an unweighted scalar tensor (or a dict of named scalars);
 the trainer multiplies by ``LossWeights`` (``weighted_sum`` maps term names to
-weights).  Discriminator outputs are the nested lists of ``v2v.discriminators``:
+weights).  Discriminator outputs are the nested lists of ``v2v.model.discriminators``:
 ``preds[scale][layer]``, last layer = prediction map ``[B, 1, h, w]``.
 
 Stable term names (keys of ``TERM_WEIGHTS``):
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Union
 import torch
 import torch.nn.functional as F
 
-from v2v.config import LossWeights
-from v2v.flow import warp
+from .config import LossWeights
+from .flow import warp
 
 if TYPE_CHECKING:
-    from v2v.vgg import VGG19Features
+    from .vgg import VGG19Features
 
 DOutput = Union[torch.Tensor, Sequence[torch.Tensor], Sequence[Sequence[torch.Tensor]]]
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import extras
-from .sources import Frames, SourceVideo, as_frames, progress_iter
+from .base import Frames, SourceVideo, as_frames, progress_iter
 
 # iBUG-68 face parts: (name, landmark indices, closed polygon?)
 FACE_PARTS: tuple[tuple[str, tuple[int, ...], bool], ...] = (

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import extras
 from .labels import generic_label_set, instance_boundary, make_label_source
-from .sources import SourceVideo, as_frames, mog2_masks, progress_iter, resize_frames
+from .base import SourceVideo, as_frames, mog2_masks, progress_iter, resize_frames
 
 
 @dataclass

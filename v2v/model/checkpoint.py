@@ -44,7 +44,7 @@ _SAFETENSORS_DTYPE_BYTES = {
 _CONVERT_HINT = (
     "vid2vid loads only .safetensors generator files; if you trust the file, convert it in Python with "
     "sd = torch.load(path, weights_only=True); model = Vid2VidGenerator(cfg); model.load_state_dict(sd); "
-    "v2v.checkpoint.save_generator(model, 'model.safetensors')"
+    "v2v.model.checkpoint.save_generator(model, 'model.safetensors')"
 )
 
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from .sources import SourceError, SourceVideo, list_images, progress_iter
+from .base import SourceError, SourceVideo, list_images, progress_iter
 
 # ---------------------------------------------------------------------------------------------
 # Label tables

@@ -2,7 +2,7 @@
 
 Every discriminator returns *features*: for each spatial scale a list of the
 PatchGAN's intermediate activations whose last element is the prediction map
-``[B, 1, h, w]``.  ``v2v.losses`` reads the last element for the LSGAN terms
+``[B, 1, h, w]``.  ``v2v.model.losses`` reads the last element for the LSGAN terms
 and the others for discriminator feature matching.
 
 - ``MultiscalePatchD`` (D_I, paper Sec. 3 and A.2): ``num_d`` PatchGANs on an
@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from v2v.config import DiscriminatorConfig
-from v2v.flow import warp
-from v2v.layers import init_weights, norm_layer
+from .config import DiscriminatorConfig
+from .flow import warp
+from .layers import init_weights, norm_layer
 
 Features = list[torch.Tensor]   # one PatchGAN: intermediate maps, last = prediction [B, 1, h, w]
 MultiFeatures = list[Features]  # one list per spatial scale, finest first

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from .video_io import VideoError, list_images, natural_key, read_frames
+from ..media.video_io import VideoError, list_images, natural_key, read_frames
 
 KINDS = ("label", "pose", "sketch")
 
@@ -175,7 +175,7 @@ def as_frames(source, *, fps: float = 30.0, max_frames: int | None = None, max_s
         return source
     if isinstance(source, (str, os.PathLike)):
         return read_video(source, max_frames=max_frames, stride=stride, max_side=max_side)
-    from .tensors import image_to_uint8
+    from ..media.tensors import image_to_uint8
     rgb = image_to_uint8(source)
     rgb = rgb[::max(1, stride)]
     if max_frames:

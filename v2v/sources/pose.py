@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import extras
-from .sources import SourceError, SourceVideo, as_frames, mask_boxes, mog2_masks, natural_key, progress_iter
+from .base import SourceError, SourceVideo, as_frames, mask_boxes, mog2_masks, natural_key, progress_iter
 
 BODY_NAMES = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
               "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear")

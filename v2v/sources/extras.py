@@ -3,7 +3,7 @@
 The core package needs only numpy, torch and OpenCV.  dlib (face landmarks), scikit-learn
 (pseudo-labels) and mediapipe (pose, selfie masks) are extras.  mediapipe 0.10.21 (the last
 release that bundles its models) pins numpy<2 and pulls a second OpenCV, so it usually lives in
-its own virtual environment; :func:`mediapipe_python` finds it there and :mod:`v2v.pose` runs it
+its own virtual environment; :func:`mediapipe_python` finds it there and :mod:`v2v.sources.pose` runs it
 in a subprocess.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 INSTALL = {
     "dlib": "pip install dlib-bin",
@@ -114,7 +114,7 @@ def has_mediapipe() -> bool:
 
 
 def run_mediapipe(task: str, images: list, **kw) -> dict:
-    """Run a :mod:`v2v._mediapipe_worker` task here, or in the mediapipe interpreter's subprocess."""
+    """Run a :mod:`v2v.sources._mediapipe_worker` task here, or in the mediapipe interpreter's subprocess."""
     import tempfile
 
     import numpy as np

@@ -8,7 +8,7 @@ Convention (docs/CONVENTIONS.md): all flows here are BACKWARD flows in PIXELS, f
 
     cur[y, x] ~= prev[y + flow[y, x, 1], x + flow[y, x, 0]]
 
-so ``v2v.flow.warp(prev, flow)`` approximates ``cur``.  Numpy flows returned by this module are float32
+so ``v2v.model.flow.warp(prev, flow)`` approximates ``cur``.  Numpy flows returned by this module are float32
 arrays of shape ``[H, W, 2]`` (channel 0 = x/right, 1 = y/down), the layout OpenCV uses;
 :func:`flow_to_tensor` turns them into the model's ``[2, H, W]`` (or ``[B, 2, H, W]``) torch layout.
 
@@ -77,7 +77,7 @@ def _dis(preset: str):
 
 
 def warp_numpy(image: np.ndarray, flow: np.ndarray, *, nearest: bool = False) -> np.ndarray:
-    """Backward-warp ``image`` [H, W, (C)] with ``flow`` [H, W, 2] (pixels), like ``v2v.flow.warp``.
+    """Backward-warp ``image`` [H, W, (C)] with ``flow`` [H, W, 2] (pixels), like ``v2v.model.flow.warp``.
 
     Samples ``image`` at ``(x + flow_x, y + flow_y)`` bilinearly (pixel centres on integer coordinates, i.e.
     align_corners=True), clamping to the border pixel.  Keeps the input dtype (float math inside).
