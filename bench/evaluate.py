@@ -8,11 +8,11 @@ faces and bodies, condition following.
 
 For each model, the HELD-OUT sequence(s) of the dataset (``<data>/val/<sequence>/``, made by
 ``scripts/footage_models.py prepare``; ``--data`` overrides ``.cache/datasets/<task>``) are streamed through
-``v2v.sampler.StreamingSampler`` exactly as the CLI and the ComfyUI node do, and the outputs (quantised to
+the nodes' generation loop (``v2v.pipeline.generate``) exactly as the CLI and the ComfyUI node do, and the outputs (quantised to
 uint8, as a saved video would be) are compared with the real held-out frames (``target/``).  Sources and real
 frames are first resized to the size the model was trained at (``data.load_size`` in the command of its
 training record ``<model>.json``; ``--load-size`` overrides; none: the dataset's size) exactly as the trainer's
-loader resized them (train/data.py ``_resize``: area/linear for RGB, nearest for label ids):
+loader resized them (v2v.media.resize: area/linear for RGB, nearest for label ids):
 
 * PSNR / SSIM (``v2v.media.metrics.psnr`` / ``ssim``), mean over frames;
 * temporal warping error (``v2v.media.metrics.warping_error``): the real video's DIS flow warps our frame t-1 onto
@@ -59,14 +59,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from train.data import FrameList, _resize, _resize_array, list_sequences, read_dataset_json  # noqa: E402
+from train.data import FrameList, list_sequences, read_dataset_json  # noqa: E402
+from v2v.media.resize import resize_array, resize_ids, resize_image  # noqa: E402
 from v2v.model.checkpoint import load_generator  # noqa: E402
-from v2v.sources.labels import one_hot  # noqa: E402
+from v2v.sources.labels import instance_boundary, one_hot  # noqa: E402
 from v2v.media.metrics import psnr, ssim, to_uint8_frames, warping_error  # noqa: E402
 from v2v.media.optical_flow import FlowCache  # noqa: E402
 from v2v.sources.pose import PoseFrame  # noqa: E402
-from v2v.sampler import StreamingSampler  # noqa: E402
-from v2v.media.tensors import uint8_to_model  # noqa: E402
+from v2v.pipeline import generate  # noqa: E402
+from v2v.sources.base import SourceVideo, tensor_source  # noqa: E402
+from v2v.media.tensors import model_to_image, uint8_to_model  # noqa: E402
 from v2v.media.video_io import frame_grid, write_image  # noqa: E402
 
 DATASETS = ROOT / ".cache" / "datasets"
@@ -120,7 +122,7 @@ def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | No
         for i in range(len(src)):
             raw = src.read(i)
             if size is not None:   # ClipDataset.__getitem__: ids nearest, RGB area/linear, arrays per channel
-                raw = _resize_array(raw, size) if kind == "array" else _resize(raw, size, nearest=kind == "labels")
+                raw = resize_array(raw, size) if kind == "array" else resize_ids(raw, size) if kind == "labels" else resize_image(raw, size)
             if kind == "labels":
                 sources.append(one_hot(raw, label_nc, ignore_ids=ignore, frame=src.name(i)))
             elif kind == "rgb":
@@ -130,9 +132,9 @@ def load_heldout(root: str | os.PathLike, split: str = "val", sequence: str | No
         instances = None
         if (seq / "instance").is_dir():
             inst = FrameList(seq / "instance", "ids")
-            instances = [inst.read(i) if size is None else _resize(inst.read(i), size, nearest=True)
+            instances = [inst.read(i) if size is None else resize_ids(inst.read(i), size)
                          for i in range(len(inst))]
-        real = [tgt.read(i) if size is None else _resize(tgt.read(i), size, nearest=False) for i in range(len(tgt))]
+        real = [tgt.read(i) if size is None else resize_image(tgt.read(i), size) for i in range(len(tgt))]
         out.append(Heldout(seq.name, sources, instances, real, root / ".flow_cache"))
     return out
 
@@ -142,13 +144,13 @@ def replace_real(sequences: Sequence[Heldout], video: Path, *, stride: int, max_
     """Use the LAST frames of ``video`` (read as scripts/footage_models.py prepare extracted it: ``stride``,
     ``max_side``, ``max_frames``, ``crop``) as the real held-out frames instead of the dataset's (JPEG) targets, resized
     to the held-out size as the targets were; checks that they are the same frames."""
-    from v2v.sources.base import read_video
+    from v2v.media.video_io import open_video
 
     if len(sequences) != 1:
         raise SystemExit("--real-video needs exactly one held-out sequence (use --sequence)")
     data = sequences[0]
-    frames = list(read_video(video, stride=stride, max_side=max_side, max_frames=max_frames, crop=crop).rgb[-len(data):])
-    frames = [_resize(f, data.real[0].shape[:2], nearest=False) for f in frames]
+    full = open_video(video, stride=stride, max_side=max_side, max_frames=max_frames, crop=crop)
+    frames = [resize_image(f, data.real[0].shape[:2]) for _, f in full.frames(max(0, len(full) - len(data)))]
     if len(frames) != len(data) or frames[0].shape != data.real[0].shape:
         raise SystemExit(f"{video}: got {len(frames)} frames of {frames[0].shape}, expected {len(data)} of "
                          f"{data.real[0].shape}")
@@ -167,22 +169,42 @@ def as_model_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------------------
 # generation and scoring
-def sampler_outputs(model: torch.nn.Module, data: Heldout, indices: Iterable[int], *, first: torch.Tensor | None,
-                    device: str = "cpu", precision: str = "fp32", seed: int = 0) -> Iterator[torch.Tensor]:
-    """Stream the held-out frames ``indices`` (with their instance maps where the model takes boundaries)
-    through StreamingSampler, lazily: each output ``[1, 3, H, W]`` float on the CPU."""
-    sampler = StreamingSampler(model, device=device, precision=precision, seed=seed, first_frame=first)
+def heldout_source(model: torch.nn.Module, data: Heldout, indices: Sequence[int]) -> "SourceVideo":
+    """The held-out frames ``indices`` (in that order, repeats allowed) as a lazy source for ``model``: one-hot
+    labels plus, when the model takes it, the boundary channel drawn from the instance maps."""
     cfg = model.cfg
-    use_instance = data.instances is not None and cfg.label_nc > 0 and cfg.input_nc == cfg.label_nc + 1
-    for i in indices:
-        inst = torch.from_numpy(data.instances[i].astype(np.int64)) if use_instance else None
-        yield sampler.step(data.sources[i], instance=inst).cpu()
+    boundary = data.instances is not None and cfg.label_nc > 0 and cfg.input_nc == cfg.label_nc + 1
+
+    class Frames:
+        def __len__(self) -> int:
+            return len(indices)
+
+        def __getitem__(self, t: int) -> torch.Tensor:
+            src = data.sources[indices[t]]
+            if boundary:
+                edge = torch.from_numpy(instance_boundary(data.instances[indices[t]]).astype(np.float32))[None]
+                src = torch.cat([src, edge])
+            return src
+
+    kind = "label" if cfg.label_nc else "sketch"
+    return tensor_source(Frames(), kind=kind, label_nc=cfg.label_nc)
+
+
+def sampler_outputs(model: torch.nn.Module, data: Heldout, indices: Sequence[int], *, first: torch.Tensor | None,
+                    device: str = "cpu", precision: str = "fp32", seed: int = 0) -> Iterator[torch.Tensor]:
+    """Stream the held-out frames ``indices`` through the nodes' generation loop (:func:`v2v.pipeline.generate`,
+    no shot detection: these are one shot), lazily: each output ``[1, 3, H, W]`` float on the CPU.  ``first``:
+    a real first frame ``[3, H, W]`` in [-1, 1]."""
+    first_image = None if first is None else model_to_image(first[None])
+    for g in generate(model, heldout_source(model, data, list(indices)), first_frame=first_image, device=device,
+                      precision=precision, seed=seed, shots=None):
+        yield g.frame[None].cpu()
 
 
 def generate_frames(model: torch.nn.Module, data: Heldout, *, first_frame: bool | np.ndarray,
                     device: str = "cpu", precision: str = "fp32", seed: int = 0,
                     on_frame: Callable[[int, torch.Tensor], None] | None = None) -> list[np.ndarray]:
-    """Stream the held-out sources through StreamingSampler; returns uint8 RGB outputs.  ``first_frame``:
+    """Stream the held-out sources through the nodes' generation loop; returns uint8 RGB outputs.  ``first_frame``:
     False (generate every frame), True (the real first frame) or a uint8 frame to start from.  ``on_frame(t,
     frame)`` sees each output before quantisation (``[1, 3, H, W]`` float on the CPU)."""
     if isinstance(first_frame, np.ndarray):
@@ -300,13 +322,14 @@ def pose_following(real: Sequence[PoseFrame], ours: Sequence[PoseFrame], *, min_
 def pose_extractor(fps: float) -> Callable[[Sequence[np.ndarray]], tuple[list[PoseFrame], dict]]:
     """uint8 RGB frames -> (PoseFrame per frame, extractor report) with the extractor that made the dataset's
     source skeletons (train/prepare.py: ``v2v.sources.pose.pose_video`` with moving-region crops and smoothing)."""
-    from v2v.sources.pose import from_pose_keypoint, pose_video
+    from v2v.sources.pose import pose_video
 
     def extract(frames: Sequence[np.ndarray]) -> tuple[list[PoseFrame], dict]:
         src = pose_video(np.stack(frames), crops="auto", fps=fps)
+        poses = [f.detail for f in src.frames()]
         report = {k: v for k, v in src.report.items() if k in ("people_total", "detection_rate", "crops",
                                                                 "crops_with_pose", "crop_hit_rate")}
-        return from_pose_keypoint(src.extra["pose_keypoint"]), report
+        return poses, report
     return extract
 
 
@@ -455,6 +478,14 @@ def model_info(path: Path, model: torch.nn.Module) -> dict:
         except json.JSONDecodeError:
             pass
     return info
+
+
+def sample_clip(filename: str) -> Path:
+    """A sample clip of scripts/fetch_sample_data.py (``vtest.avi``, ``Megamind.avi``, ...), fetched when missing."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from fetch_sample_data import sample_path
+
+    return sample_path(filename)
 
 
 def run_context(machine: str, script: str, argv: Sequence[str] | None) -> dict:

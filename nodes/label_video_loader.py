@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from v2v.sources import labels, pseudo_labels
-from v2v.sources.base import as_frames
 
 from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
                      video_inputs)
@@ -14,7 +13,8 @@ _SETS = {"cityscapes_labelIds": ("cityscapes", "ids"), "cityscapes_trainIds": ("
 
 def load_labels(label_format, label_nc, instance_boundary, images=None, path="", instance_path="", remap="",
                 pseudo_k=8, person_mask="mog2", max_frames=0, fps=30.0):
-    """Everything the node does, callable without ComfyUI."""
+    """Everything the node does, callable without ComfyUI: a lazy source (frames are read, or pseudo-labelled,
+    as Vid2VidGenerate streams them)."""
     src_path = resolve_input_path(path) if path and path.strip() else None
     if images is None and src_path is None:
         raise ValueError("LabelVideoLoader needs an IMAGE input or a path under the input directory")
@@ -26,8 +26,6 @@ def load_labels(label_format, label_nc, instance_boundary, images=None, path="",
     set_name, mode = _SETS[label_format]
     if set_name is None and label_nc <= 0:
         raise ValueError(f"label_format {label_format!r} needs label_nc > 0")
-    if images is None and src_path.is_file():  # a (losslessly coded) label video
-        video = as_frames(src_path, max_frames=n).rgb
     instances = None
     if instance_boundary:
         if instance_path and instance_path.strip():
@@ -38,7 +36,7 @@ def load_labels(label_format, label_nc, instance_boundary, images=None, path="",
             instances = "labels"
     return labels.label_video(video, label_nc=label_nc or None, label_set_name=set_name, mode=mode,
                               instances=instances, remap=labels.parse_mapping(remap) if remap.strip() else None,
-                              fps=fps, max_frames=n, progress=progress())
+                              fps=fps, max_frames=n)
 
 
 class LabelVideoLoader(SourceNode):
@@ -74,7 +72,7 @@ class LabelVideoLoader(SourceNode):
 
     def load(self, label_format, label_nc, instance_boundary, **optional):
         source = load_labels(label_format, label_nc, instance_boundary, **optional)
-        return (source, source.preview)
+        return (source, source.preview())
 
 
 NODE_CLASS_MAPPINGS = {"LabelVideoLoader": LabelVideoLoader}

@@ -8,7 +8,8 @@ from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_inp
 
 
 def extract_pose(detector_crops="auto", smooth=True, images=None, path="", pose_keypoint=None, max_frames=0, fps=30.0):
-    """Everything the node does, callable without ComfyUI."""
+    """Everything the node does, callable without ComfyUI: a lazy source (poses are found, smoothed and drawn
+    frame by frame as Vid2VidGenerate streams it)."""
     src_path = resolve_input_path(path) if path and path.strip() else None
     keypoints = pose_keypoint
     video = images
@@ -28,7 +29,7 @@ class PoseExtract(SourceNode):
 
     FUNCTION = "extract"
     RETURN_TYPES = (SOURCE_TYPE, "IMAGE", "POSE_KEYPOINT")
-    RETURN_NAMES = ("source", "preview", "pose_keypoint")
+    RETURN_NAMES = ("source", "preview", "pose_keypoint")   # pose_keypoint: computed only when read
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -48,7 +49,7 @@ class PoseExtract(SourceNode):
 
     def extract(self, detector_crops, smooth, **optional):
         source = extract_pose(detector_crops, smooth, **optional)
-        return (source, source.preview, source.extra["pose_keypoint"])
+        return (source, source.preview(), pose.PoseKeypoints(source))
 
 
 NODE_CLASS_MAPPINGS = {"PoseExtract": PoseExtract}

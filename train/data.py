@@ -60,6 +60,7 @@ import torch
 from v2v.model.config import dataclass_from_dict
 from v2v.sources.labels import instance_boundary, one_hot, read_id_png
 from v2v.media.optical_flow import FlowCache, FlowParams
+from v2v.media.resize import resize_array, resize_ids, resize_image
 from v2v.media.tensors import uint8_to_model
 from v2v.media.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, read_frames, read_image
 
@@ -134,6 +135,12 @@ def read_dataset_json(root: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a JSON object")
     return data
+
+
+def dataset_defaults(root: str | os.PathLike) -> dict[str, Any]:
+    """The DataConfig entries of ``dataset.json`` (without what describes the dataset rather than how to load
+    it: its task and its source recipe)."""
+    return {k: v for k, v in read_dataset_json(root).items() if k not in ("task", "source_recipe")}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -397,25 +404,6 @@ def split_sequences(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
 
 # ---------------------------------------------------------------------------------------------------------
 # the torch dataset
-def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
-    h, w = size
-    if img.shape[:2] == (h, w):
-        return img
-    if nearest:
-        interp = cv2.INTER_NEAREST
-    else:
-        interp = cv2.INTER_AREA if (h < img.shape[0] and w < img.shape[1]) else cv2.INTER_LINEAR
-    out = cv2.resize(img, (w, h), interpolation=interp)
-    return out[..., None] if out.ndim == 2 and img.ndim == 3 else out
-
-
-def _resize_array(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """[C, H, W] -> [C, h, w] (linear per channel)."""
-    if arr.shape[1:] == tuple(size):
-        return arr
-    return np.stack([_resize(c.astype(np.float32), size, nearest=False) for c in arr])
-
-
 class ClipDataset(torch.utils.data.Dataset):
     """Random (``train=True``) or fixed (``train=False``) clips of ``n_frames`` frames.
 
@@ -492,7 +480,7 @@ class ClipDataset(torch.utils.data.Dataset):
         size, (top, left, ch, cw), flip = plan["size"], plan["box"], plan["flip"]
         idx = plan["frames"]
 
-        targets = [_resize(f, size, nearest=False) for f in seq.target.read_many(idx)]
+        targets = [resize_image(f, size) for f in seq.target.read_many(idx)]
         flows, confs = [np.zeros((*size, 2), np.float32)], [np.zeros(size, np.float32)]
         for t in range(1, len(targets)):
             f, c = self.flows.get(targets[t], targets[t - 1])
@@ -502,13 +490,13 @@ class ClipDataset(torch.utils.data.Dataset):
         kind = self.cfg.source_kind
         instances = None
         if kind == "labels":
-            src = [_resize(s, size, nearest=True) for s in raw_src]
+            src = [resize_ids(s, size) for s in raw_src]
             if seq.instance is not None:
-                instances = [_resize(m, size, nearest=True) for m in seq.instance.read_many(idx)]
+                instances = [resize_ids(m, size) for m in seq.instance.read_many(idx)]
         elif kind == "rgb":
-            src = [_resize(s, size, nearest=False) for s in raw_src]
+            src = [resize_image(s, size) for s in raw_src]
         else:
-            src = [_resize_array(s, size) for s in raw_src]
+            src = [resize_array(s, size) for s in raw_src]
 
         def crop(a: np.ndarray, chw: bool = False) -> np.ndarray:
             a = a[:, top:top + ch, left:left + cw] if chw else a[top:top + ch, left:left + cw]

@@ -20,8 +20,14 @@ Source extraction uses the package's extractors:
   ``--keypoints`` (a folder of OpenPose JSON files, e.g. from DWPose) without mediapipe.  Flip is disabled.
 * ``labels``: ``--labels`` gives existing id PNGs (one per frame, e.g. Cityscapes labelIds); otherwise
   weight-free pseudo-labels of the footage (``v2v.sources.pseudo_labels.pseudo_label_video``: k-means clusters +
-  a moving-person class, ``label_nc = k + 1``, ``--label-nc`` sets it).  Instance maps are not written by
-  this path (use_instance stays off).
+  a moving-person class, ``label_nc = k + 1``, ``--label-nc`` sets it).  Instance maps are written beside them
+  (``instance/``: the class id on stuff, one id per tracked person), so ``use_instance`` works.  A second video
+  prepared into the same dataset is labelled with the first one's k-means centres, so ids mean the same.
+
+Everything streams: a frame is decoded, its source extracted and both written before the next is read, so a
+long video costs no more memory than a short one.  ``dataset.json`` records the source recipe
+(:mod:`v2v.sources.recipe`); the trainer copies it into the model file, so ``python -m v2v generate`` can turn
+any raw video into the model's source.
 
 Sources that fit an image are stored as images (label ids as 8/16-bit id PNGs, 3-channel pose renderings as
 RGB PNGs); multi-channel sources (face sketch with distance maps) as ``.npy`` float16 ``[C, H, W]`` files.
@@ -48,6 +54,8 @@ if __package__ in (None, ""):  # run as `python train/prepare.py`: import the re
 import cv2
 import numpy as np
 
+from v2v.media.resize import parse_crop
+
 TASKS = ("sketch", "pose", "labels")
 IGNORE_ID = 255  # label pixels whose one-hot is all zero (ignored ids) are written as this id
 
@@ -65,9 +73,10 @@ def _optional_module(name: str):
         return None
 
 
-def extract_source(task: str, frames, *, sketch_mode: str = "auto", keypoints: str | None = None,
-                   labels: str | None = None, label_nc: int | None = None, log=print):
-    """Run the extractor of ``task`` on decoded ``frames`` (v2v.sources.Frames) -> v2v SourceVideo."""
+def extract_source(task: str, video, *, sketch_mode: str = "auto", keypoints: str | None = None,
+                   labels: str | None = None, label_nc: int | None = None, recipe=None, log=print):
+    """The lazy v2v SourceVideo of ``task`` for a decoded ``video`` (v2v.media.video_io.Video).  ``recipe``: the
+    dataset's recorded one (a second pseudo-labelled video reuses its centres)."""
     if task == "sketch":
         from v2v.sources import sketch
 
@@ -77,35 +86,35 @@ def extract_source(task: str, frames, *, sketch_mode: str = "auto", keypoints: s
             log(f"sketch mode: {mode} ({'dlib found' if mode == 'face' else 'dlib not installed: plain Canny edges; '}"
                 f"{'' if mode == 'face' else 'install the face extra for the paper face sketch'})")
         if mode == "face":
-            return sketch.face_sketch(frames, fps=frames.fps)
+            return sketch.face_sketch(video)
         if mode == "edges":
-            return sketch.edge_sketch(frames, fps=frames.fps)
+            return sketch.edge_sketch(video)
         raise PrepareError(f"--sketch-mode must be auto, face or edges, got {sketch_mode!r}")
     if task == "pose":
         from v2v.sources import pose
 
-        h, w = frames.rgb.shape[1:3]
         if keypoints:
-            return pose.pose_video(frames, keypoints=keypoints, width=w, height=h, fps=frames.fps,
-                                   max_frames=len(frames.rgb))
-        return pose.pose_video(frames, fps=frames.fps)
+            return pose.pose_video(keypoints=keypoints, width=video.width, height=video.height, fps=video.fps,
+                                   max_frames=len(video))
+        return pose.pose_video(video)
     if task == "labels":
         if labels:
             from v2v.sources.labels import label_video
 
-            h, w = frames.rgb.shape[1:3]
-            src = label_video(labels, label_nc=label_nc, max_frames=len(frames.rgb))
-            if (src.height, src.width) != (h, w):
-                src = label_video(labels, label_nc=label_nc, max_frames=len(frames.rgb), size=(w, h))
-            return src
+            return label_video(labels, label_nc=label_nc, max_frames=len(video), size=(video.width, video.height),
+                               instances="labels")
         pseudo = _optional_module("v2v.sources.pseudo_labels")
         if pseudo is None or not hasattr(pseudo, "pseudo_label_video"):
             raise PrepareError("--task labels without --labels needs v2v.sources.pseudo_labels (weight-free pseudo-labels), "
                                "which this installation does not have; pass --labels <folder of id PNGs>")
-        # k colour/position clusters + 1 person class; instance boundaries are not stored (the dataset keeps
-        # label ids only: the person class already separates people from the background)
         kwargs = {"k": label_nc - 1} if label_nc else {}
-        return pseudo.pseudo_label_video(frames, instances=False, fps=frames.fps, **kwargs)
+        if recipe is not None and recipe.extractor == "pseudo_labels":    # the dataset's ids: its centres
+            if label_nc and label_nc != recipe.params["k"] + 1:
+                raise PrepareError(f"the dataset's pseudo-labels have label_nc {recipe.params['k'] + 1}, not {label_nc}")
+            kwargs = dict(recipe.params)
+            log("pseudo-labels: using the dataset's k-means centres (ids mean the same in every video)")
+        # the boundary channel is not stored: the dataset keeps label ids, and instance maps beside them
+        return pseudo.pseudo_label_video(video, **{**kwargs, "instances": False})
     raise PrepareError(f"--task must be one of {TASKS}, got {task!r}")
 
 
@@ -120,65 +129,95 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 
 
 def source_entries(source) -> dict[str, Any]:
-    """The DataConfig entries a source implies (how it is stored, label_nc, whether flipping is valid)."""
-    if source.kind == "label":
-        entries: dict[str, Any] = {"source_kind": "labels", "label_nc": source.label_nc}
-    elif source.input_nc == 3 and source.kind == "pose":
-        entries = {"source_kind": "rgb"}
-    else:
-        entries = {"source_kind": "array"}
+    """The DataConfig entries a source implies (how it is stored, label_nc, whether flipping is valid) and
+    its recipe."""
+    entries: dict[str, Any] = {"source_kind": source.storage}
+    if source.storage == "labels":
+        entries["label_nc"] = source.label_nc
     entries["flip"] = source.kind != "pose"  # left/right body parts are drawn differently
+    if source.recipe is not None:
+        recipe = source.recipe
+        if recipe.extractor == "pseudo_labels":     # stored as ids: the boundary channel is the trainer's choice
+            recipe = recipe.with_(params={**recipe.params, "instances": False})
+        entries["source_recipe"] = recipe.to_dict()
     return entries
 
 
-def write_sequence(seq_dir: Path, target_rgb: np.ndarray, source, frames: range | None = None, *,
-                   target_format: str = "png") -> dict[str, Any]:
-    """Write frames ``frames`` (default: all) as one sequence (atomically: temp folder + rename);
-    returns its DataConfig entries.  ``target_format="jpg"`` stores targets as JPEG (quality 95): about
-    8x smaller, for datasets that must travel; sources are always lossless."""
+class _SequenceWriter:
+    """One sequence's frames, written into a temporary folder renamed into place by :meth:`commit`."""
+
+    def __init__(self, seq_dir: Path, kind: str, target_format: str, instances: bool) -> None:
+        if seq_dir.exists():
+            raise PrepareError(f"{seq_dir} already exists; choose another --sequence name or delete it")
+        seq_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.seq_dir, self.kind, self.target_format = seq_dir, kind, target_format
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{seq_dir.name}.", suffix=".tmp", dir=seq_dir.parent))
+        for sub in ("target", "source") + (("instance",) if instances else ()):
+            (self.tmp / sub).mkdir()
+        self.count = 0
+        self.used_ignore = False
+
+    def write(self, rgb: np.ndarray, frame, label_nc: int) -> None:
+        name = f"{self.count:06d}"
+        _write_image(self.tmp / "target" / f"{name}.{self.target_format}", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if self.kind == "labels":
+            onehot = frame.tensor[:label_nc].numpy()
+            ids = onehot.argmax(0).astype(np.int32)
+            empty = onehot.sum(0) == 0
+            if empty.any():
+                ids[empty] = IGNORE_ID
+                self.used_ignore = True
+            _write_image(self.tmp / "source" / f"{name}.png", ids.astype(np.uint8 if ids.max() < 256 else np.uint16))
+            if (self.tmp / "instance").is_dir() and frame.instance is not None:
+                inst = frame.instance
+                _write_image(self.tmp / "instance" / f"{name}.png", inst.astype(np.uint8 if inst.max() < 256 else np.uint16))
+        elif self.kind == "rgb":
+            _write_image(self.tmp / "source" / f"{name}.png", cv2.cvtColor(frame.preview, cv2.COLOR_RGB2BGR))
+        else:
+            np.save(self.tmp / "source" / f"{name}.npy", frame.tensor.numpy().astype(np.float16))
+        self.count += 1
+
+    def commit(self) -> None:
+        os.replace(self.tmp, self.seq_dir)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_sequences(parts: list[tuple[Path, range]], video, source, *, target_format: str = "png") -> dict[str, Any]:
+    """Stream ``video`` and its ``source`` once, writing frame t into the sequence whose range holds it (each
+    renumbered from 0); every sequence appears only when all are complete.  Returns the DataConfig entries."""
     if target_format not in ("png", "jpg"):
         raise PrepareError(f"--target-format must be png or jpg, got {target_format!r}")
-    T = len(target_rgb)
-    frames = range(T) if frames is None else frames
-    if len(source) != T:
-        raise PrepareError(f"extractor returned {len(source)} source frames for {T} video frames")
-    if (source.height, source.width) != tuple(target_rgb.shape[1:3]):
-        raise PrepareError(f"source frames are {source.width}x{source.height}, video frames "
-                           f"{target_rgb.shape[2]}x{target_rgb.shape[1]}")
-    if seq_dir.exists():
-        raise PrepareError(f"{seq_dir} already exists; choose another --sequence name or delete it")
-    seq_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{seq_dir.name}.", suffix=".tmp", dir=seq_dir.parent))
+    if len(source) != len(video):
+        raise PrepareError(f"the extractor has {len(source)} source frames for {len(video)} video frames")
+    if (source.height, source.width) != (video.height, video.width):
+        raise PrepareError(f"source frames are {source.width}x{source.height}, video frames {video.width}x{video.height}")
+    entries = source_entries(source)
+    kind = entries["source_kind"]
+    writers = []
     try:
-        (tmp / "target").mkdir()
-        (tmp / "source").mkdir()
-        entries = source_entries(source)
-        kind = entries["source_kind"]
-        used_ignore = False
-        for out_t, t in enumerate(frames):
-            name = f"{out_t:06d}"
-            _write_image(tmp / "target" / f"{name}.{target_format}", cv2.cvtColor(target_rgb[t], cv2.COLOR_RGB2BGR))
-            frame = source.get(t).numpy()
-            if kind == "labels":
-                onehot = frame[: source.label_nc]
-                ids = onehot.argmax(0).astype(np.int32)
-                empty = onehot.sum(0) == 0
-                if empty.any():
-                    ids[empty] = IGNORE_ID
-                    used_ignore = True
-                _write_image(tmp / "source" / f"{name}.png", ids.astype(np.uint8 if ids.max() < 256 else np.uint16))
-            elif kind == "rgb":
-                rgb = np.clip(np.rint((frame.transpose(1, 2, 0) + 1) * 127.5), 0, 255).astype(np.uint8)
-                _write_image(tmp / "source" / f"{name}.png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            else:
-                np.save(tmp / "source" / f"{name}.npy", frame.astype(np.float16))
-        if used_ignore:
+        for seq_dir, _ in parts:
+            writers.append(_SequenceWriter(seq_dir, kind, target_format, instances=kind == "labels"))
+        frames = source.frames()
+        for t, rgb in enumerate(video):
+            frame = next(frames)
+            for writer, (_, indices) in zip(writers, parts):
+                if t in indices:
+                    writer.write(rgb, frame, source.label_nc)
+        next(frames, None)           # let the stream finish (extractors report what they found at its end)
+        for w in writers:
+            if w.kind == "labels" and not any((w.tmp / "instance").iterdir()):
+                shutil.rmtree(w.tmp / "instance")
+        if any(w.used_ignore for w in writers):
             if source.label_nc > IGNORE_ID:
                 raise PrepareError(f"label_nc {source.label_nc} leaves no free id for ignored pixels")
             entries["ignore_ids"] = [IGNORE_ID]
-        os.replace(tmp, seq_dir)
+        for w in writers:
+            w.commit()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for w in writers:
+            w.abort()
         raise
     return entries
 
@@ -193,7 +232,9 @@ def update_dataset_json(out: Path, entries: dict[str, Any], task: str, *, dry_ru
         if key == "ignore_ids":
             value = sorted(set(data.get(key, [])) | set(value))
         elif key in data and data[key] != value:
-            raise PrepareError(f"{path}: this video gives {key}={value!r} but the dataset has {data[key]!r}; "
+            what = "its sources were made another way" if key == "source_recipe" else f"{key}={value!r}"
+            raise PrepareError(f"{path}: this video gives {what}, but the dataset has "
+                               f"{data[key] if key != 'source_recipe' else data[key].get('extractor')!r}; "
                                "prepare it into another --out folder")
         data[key] = value
     if dry_run:
@@ -205,54 +246,62 @@ def update_dataset_json(out: Path, entries: dict[str, Any], task: str, *, dry_ru
     return data
 
 
+def dataset_recipe(out: Path):
+    """The source recipe a dataset's ``dataset.json`` records, or None."""
+    from v2v.sources.recipe import SourceRecipe
+
+    path = out / "dataset.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    return SourceRecipe.from_dict(data["source_recipe"]) if data.get("source_recipe") else None
+
+
 def prepare(task: str, video: str | os.PathLike, out: str | os.PathLike, *, split: str = "train",
             sequence: str | None = None, max_frames: int | None = None, max_side: int | None = None,
             stride: int = 1, start: int = 0, val_fraction: float = 0.0, target_format: str = "png",
             crop: tuple[int, int, int, int] | None = None, log=print, **extract_kwargs) -> Path:
-    """Decode ``video``, extract its source for ``task`` and write one sequence; returns its folder.
+    """Stream ``video``, extract its source for ``task`` and write one sequence; returns its folder.
 
     ``val_fraction`` > 0 extracts the video ONCE and writes its first frames to ``train/<name>`` and the
     last ``val_fraction`` of them to ``val/<name>`` (held-out frames from the same extraction, so e.g.
     pseudo-label ids mean the same class in both)."""
-    from v2v.sources.base import read_video
+    from v2v.media.video_io import VideoError, open_video
 
     if task not in TASKS:
         raise PrepareError(f"--task must be one of {TASKS}, got {task!r}")
     if split not in ("train", "val"):
         raise PrepareError(f"--split must be train or val, got {split!r}")
     out = Path(out)
-    video = Path(video)
+    video_path = Path(video)
     if not 0 <= val_fraction < 1:
         raise PrepareError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    frames = read_video(video, max_frames=max_frames, stride=stride, max_side=max_side, start=start, crop=crop)
-    h, w = frames.rgb.shape[1:3]
-    log(f"{video}: {len(frames.rgb)} frames of {w}x{h}; extracting {task} sources")
-    source = extract_source(task, frames, log=log, **extract_kwargs)
-    name = sequence or video.stem
-    T = len(frames.rgb)
+    try:
+        frames = open_video(video_path, max_frames=max_frames, stride=stride, max_side=max_side, start=start, crop=crop)
+    except (VideoError, ValueError) as e:
+        raise PrepareError(str(e)) from None
+    if not frames.fps:
+        frames = frames.edit(fps=30.0)
+    T = len(frames)
     n_train = T - round(T * val_fraction) if val_fraction else T
-    parts = [(split, range(n_train))] + ([("val", range(n_train, T))] if val_fraction else [])
-    seq_dirs = [out / part / name for part, _ in parts]
+    parts_n = [(split, n_train)] + ([("val", T - n_train)] if val_fraction else [])
+    short = [f"{part} gets {n}" for part, n in parts_n if n < 2]
+    if short:
+        raise PrepareError(f"{video_path} gives {T} frame(s) and {', '.join(short)}: the trainer needs at least 2 "
+                           "frames per sequence (use a longer video, or a smaller --val-fraction)")
+    log(f"{video_path}: {T} frames of {frames.width}x{frames.height}; extracting {task} sources")
+    source = extract_source(task, frames, recipe=dataset_recipe(out), log=log, **extract_kwargs)
+    name = sequence or video_path.stem
+    parts = [(out / split / name, range(n_train))] + ([(out / "val" / name, range(n_train, T))] if val_fraction else [])
     update_dataset_json(out, source_entries(source), task, dry_run=True)  # refuse before writing anything
-    for existing in (d for d in seq_dirs if d.exists()):
+    for existing in (d for d, _ in parts if d.exists()):
         raise PrepareError(f"{existing} already exists; choose another --sequence name or delete it")
-    for seq_dir, (_, indices) in zip(seq_dirs, parts):
-        entries = write_sequence(seq_dir, frames.rgb, source, indices, target_format=target_format)
-        data = update_dataset_json(out, entries, task)
+    entries = write_sequences(parts, frames, source, target_format=target_format)
+    data = update_dataset_json(out, entries, task)
+    for seq_dir, indices in parts:
         log(f"wrote {seq_dir} ({len(indices)} frames)")
     if source.report:
         log(f"extractor report: {json.dumps(source.report, default=str)}")
-    log(f"dataset.json: {json.dumps(data, sort_keys=True)}")
-    return seq_dirs[0]
-
-
-def _crop_arg(text: str) -> tuple[int, int, int, int]:
-    try:
-        x, y, w, h = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--crop takes X,Y,WIDTH,HEIGHT in pixels, e.g. 416,112,320,240; "
-                                         f"got {text!r}") from None
-    return x, y, w, h
+    log(f"dataset.json: {json.dumps({k: v for k, v in data.items() if k != 'source_recipe'}, sort_keys=True)}")
+    return parts[0][0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-side", type=int, default=None, help="downscale so the longer side is at most this")
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     p.add_argument("--start", type=int, default=0, help="first frame to use")
-    p.add_argument("--crop", type=_crop_arg, default=None, metavar="X,Y,W,H",
+    p.add_argument("--crop", type=parse_crop, default=None, metavar="X,Y,W,H",
                    help="keep this window of every frame (video pixels), before --max-side: e.g. the part of "
                         "a wide shot where people walk, so they are large in the training frames")
     p.add_argument("--target-format", default="png", choices=("png", "jpg"),

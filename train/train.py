@@ -50,7 +50,7 @@ import torch
 import yaml
 from torch import nn
 
-from train.data import ClipDataset, DataConfig, DatasetError, build_datasets, read_dataset_json
+from train.data import ClipDataset, DataConfig, DatasetError, build_datasets, dataset_defaults, read_dataset_json
 from v2v.model import losses as L
 from v2v.model.checkpoint import load_generator, save_generator
 from v2v.model.config import DiscriminatorConfig, GeneratorConfig, LossWeights, dataclass_from_dict, preset
@@ -99,6 +99,8 @@ class TrainConfig:
     finest_only_steps: int = 0             # with init_from: train only the new finest scale this long
     mask_loss_always: bool = True          # False: as the reference, only on clips without real first frames
                                            #   (the generated_start ones)
+    val_first_frame: bool = True           # validation starts from the real first L frames (the paper's test
+                                           #   mode); False: every frame generated, as the nodes without one
     # logging / checkpoints
     log_every: int = 10
     sample_every: int = 100
@@ -145,7 +147,7 @@ def data_config(cfg: TrainConfig) -> DataConfig:
     root = cfg.data.get("root")
     if not root:
         raise DatasetError("data.root is not set (the dataset folder; see docs/DATASET.md)")
-    merged = {k: v for k, v in read_dataset_json(root).items() if k != "task"}
+    merged = dataset_defaults(root)
     merged.update(cfg.data)
     merged.setdefault("seed", cfg.seed)
     return DataConfig.from_dict(merged)
@@ -520,7 +522,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         if main and cfg.sample_every and state.step % cfg.sample_every == 0:
             write_sample(stats_sample(batch, G, E, accelerator, dcfg, n_past), samples_dir, state.step, accelerator, cfg)
         if val_ds is not None and cfg.val_every and state.step % cfg.val_every == 0:
-            metrics = validate(G, E, val_ds, accelerator, n_past) if main else {}
+            metrics = validate(G, E, val_ds, accelerator, n_past, cfg) if main else {}
             if main:
                 log(f"step {state.step}: validation {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
                 if cfg.log_with:
@@ -674,34 +676,55 @@ def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up=F
     return terms
 
 
+class _ClipStyle:
+    """Per-frame style features of one clip for the pipeline (``get(t) -> [d, H, W]``): E on the real frames."""
+
+    def __init__(self, encoder, target, instance) -> None:
+        self.encoder, self.target, self.instance = encoder, target[None], instance[None]
+
+    def get(self, t: int) -> torch.Tensor:
+        return _style(self.encoder, self.target, self.instance, [t])[0, 0]
+
+
 @torch.no_grad()
-def generate_clip(G, E, item_or_batch, device, n_past):
-    """Run G over a clip with real first L frames: returns generated frames [B, T, 3, H, W] (first L real)."""
-    src = item_or_batch["source"].to(device)
-    real = item_or_batch["target"].to(device)
-    if src.dim() == 4:
-        src, real = src[None], real[None]
-    inst = item_or_batch.get("instance")
-    inst = None if inst is None else (inst[None] if inst.dim() == 4 else inst).to(device)
-    frames = [real[:, i] for i in range(n_past)]
-    for t in range(n_past, src.shape[1]):
-        style = _style(E, real, inst, input_window(t, n_past)) if E is not None else None
-        frames.append(G(src[:, t - n_past:t + 1], torch.stack(frames[-n_past:], 1), style=style).frame)
-    return torch.stack(frames, 1)
+def generate_clip(G, E, item, device, n_past, dcfg: DataConfig, *, real_first: bool = True) -> torch.Tensor:
+    """One clip (``item``: tensors ``[T, ...]``) generated exactly as the nodes generate: through
+    :func:`v2v.pipeline.generate` (the StreamingSampler, the model in eval mode), starting from the real first
+    L frames when ``real_first``.  Returns ``[T, 3, H, W]`` on the CPU; the models' train mode is restored."""
+    from v2v.media.tensors import model_to_image
+    from v2v.pipeline import generate
+    from v2v.sources.base import tensor_source
+
+    kind = {"labels": "label", "rgb": "pose", "array": "sketch"}[dcfg.source_kind]
+    source = tensor_source(item["source"], kind=kind, label_nc=dcfg.label_nc if kind == "label" else 0)
+    style = _ClipStyle(E, item["target"].to(device), item["instance"].to(device)) if E is not None else None
+    modes = [(m, m.training) for m in (G, E) if m is not None]
+    try:
+        for m, _ in modes:
+            m.eval()
+        first = model_to_image(item["target"][:n_past]) if real_first else None
+        frames = [g.frame.float().cpu() for g in generate(G, source, first_frame=first, style=style, device=device,
+                                                           shots=None)]
+    finally:
+        for m, was in modes:
+            m.train(was)
+    return torch.stack(frames)
 
 
-def validate(G, E, val_ds: ClipDataset, accelerator, n_past: int) -> dict[str, float]:
-    """PSNR / SSIM of generated vs held-out frames (t >= L) and the temporal warping error (FACTS.md)."""
+def validate(G, E, val_ds: ClipDataset, accelerator, n_past: int, cfg: "TrainConfig") -> dict[str, float]:
+    """PSNR / SSIM of generated vs held-out frames and the temporal warping error (FACTS.md), the frames made by
+    the nodes' pipeline; with real first frames those L frames are not scored."""
     Gm = accelerator.unwrap_model(G)
     Em = accelerator.unwrap_model(E) if E is not None else None
+    skip = n_past if cfg.val_first_frame else 0
     ps, ss, we, we_ref = [], [], [], []
     for i in range(len(val_ds)):
         item = val_ds[i]
-        gen = generate_clip(Gm, Em, item, accelerator.device, n_past)[0].float().cpu()  # [T, 3, H, W]
+        gen = generate_clip(Gm, Em, item, accelerator.device, n_past, val_ds.cfg, real_first=cfg.val_first_frame)
         real = item["target"]
-        ps.append(float(psnr(gen[n_past:], real[n_past:]).mean()))
+        ps.append(float(psnr(gen[skip:], real[skip:]).mean()))
         if min(real.shape[-2:]) >= 11:
-            ss.append(float(ssim(gen[n_past:], real[n_past:]).mean()))
+            ss.append(float(ssim(gen[skip:], real[skip:]).mean()))
         ref_u8, gen_u8 = to_uint8_frames(real), to_uint8_frames(gen)
         we.append(warping_error(ref_u8, gen_u8, cache=val_ds.flows).mean)
         we_ref.append(warping_error(ref_u8, ref_u8, cache=val_ds.flows).mean)
@@ -713,13 +736,14 @@ def validate(G, E, val_ds: ClipDataset, accelerator, n_past: int) -> dict[str, f
 
 
 def stats_sample(batch, G, E, accelerator, dcfg, n_past):
-    """The last frame of the first clip of the batch: (source preview, generated, real), each [3, H, W]."""
+    """The last frame of the first clip of the batch, generated by the pipeline from its real first frames:
+    (source preview, generated, real), each [3, H, W]."""
     Gm = accelerator.unwrap_model(G)
     Em = accelerator.unwrap_model(E) if E is not None else None
-    one = {k: v[:1] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() >= 4}
-    gen = generate_clip(Gm, Em, one, accelerator.device, n_past)[0, -1].float().cpu()
-    src = source_preview(one["source"][:, -1].cpu(), dcfg)[0]
-    return src, gen, one["target"][0, -1].cpu()
+    one = {k: v[0] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() >= 4}
+    gen = generate_clip(Gm, Em, one, accelerator.device, n_past, dcfg)[-1]
+    src = source_preview(one["source"][-1:].cpu(), dcfg)[0]
+    return src, gen, one["target"][-1].cpu()
 
 
 def write_sample(parts, samples_dir: Path, step: int, accelerator, cfg: TrainConfig) -> None:
@@ -737,12 +761,49 @@ def write_sample(parts, samples_dir: Path, step: int, accelerator, cfg: TrainCon
             accelerator.print(f"warning: could not log the sample image: {e}")
 
 
+def source_metadata(root, native: tuple[int, int], size: tuple[int, int], boundary: bool = False) -> str | None:
+    """The ``v2v.source`` metadata of a model trained on the dataset at ``root``: the recipe its ``dataset.json``
+    records, with the extraction scale (the dataset's frame height over the height the model learnt at) and,
+    for label maps, whether the model takes the instance-boundary channel (``use_instance``), so generation
+    makes the same source from any video; None when the dataset records no recipe."""
+    recipe = read_dataset_json(root).get("source_recipe")
+    if not recipe:
+        return None
+    params = dict(recipe.get("params") or {})
+    if recipe.get("extractor") == "pseudo_labels":
+        params["instances"] = bool(boundary)
+    elif recipe.get("extractor") == "label_maps":
+        params["boundary"] = bool(boundary)
+    return json.dumps({**recipe, "params": params, "extract_scale": round(native[0] / size[0], 6)}, sort_keys=True)
+
+
+def record_source_recipe(model_path, root) -> str:
+    """Write the recipe of the dataset at ``root`` into a model file trained on it before recipes existed (its
+    weights and config untouched): the metadata export() writes today.  Returns it."""
+    from train.data import list_sequences
+    from v2v.media.video_io import read_frames
+    from v2v.model.checkpoint import read_config, training_frame_size, update_metadata
+
+    first = read_frames(list_sequences(root, "train")[0] / "target")
+    native = (first.height, first.width)
+    cfg = read_config(model_path)
+    recipe = source_metadata(root, native, training_frame_size(model_path) or native,
+                             boundary=bool(cfg.label_nc) and cfg.input_nc == cfg.label_nc + 1)
+    if recipe is None:
+        raise DatasetError(f"{root}/dataset.json records no source recipe: prepare it with this version")
+    update_metadata(model_path, {"v2v.source": recipe})
+    return recipe
+
+
 def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, final: bool) -> None:
     """The nodes' safetensors (generator + config + training metadata); at the end also the style GMM."""
-    size = dcfg.crop_size or dcfg.load_size        # (H, W) the generator saw; None: the dataset's own size
+    native = train_ds.sequences[0].size            # (H, W) of the dataset's frames
+    size = dcfg.load_size or native                # the scale the generator learnt (crops are cut from it)
     extra = {"v2v.train": json.dumps({"step": state.step, "task": cfg.task, "source_kind": dcfg.source_kind,
-                                      "preset": cfg.preset, "finished": final,
-                                      "frame_size": list(size) if size else None})}
+                                      "preset": cfg.preset, "finished": final, "frame_size": list(size)})}
+    recipe = source_metadata(dcfg.root, native, size, boundary=dcfg.use_instance)
+    if recipe:
+        extra["v2v.source"] = recipe
     if final and E is not None and accelerator.is_main_process:
         gmm = fit_style_gmm(accelerator.unwrap_model(E), train_ds, dcfg.label_nc, cfg.style_gmm_components,
                             accelerator.device)

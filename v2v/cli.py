@@ -1,32 +1,36 @@
 """Command line: ``python -m v2v generate|info``.
 
-    python -m v2v generate --model M.safetensors --source <folder | video> --out out.mp4 \
-        [--source-kind rgb|labels] [--first-frame IMAGE_OR_VIDEO [--first-frame-index N]] \
-        [--device cpu|cuda] [--precision fp32|bf16] [--max-frames N] [--fps F] [--seed S]
+    python -m v2v generate --model M.safetensors --source <video | folder> --out out.mp4 \
+        [--source-kind auto|video|labels|rgb|array] [--crop X,Y,W,H] [--resize off|model|WxH] \
+        [--cuts detect|off] [--cut-frames 120,300] [--first-frame IMAGE_OR_VIDEO [--first-frame-index N]] \
+        [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16] [--fps F] [--seed S] \
+        [--stats stats.json] [--quiet]
     python -m v2v info --model M.safetensors
 
-``generate`` streams disk to disk: one frame is read, converted to a source tensor, run through
-the StreamingSampler and written before the next is read.  Errors a user can fix (bad files, wrong
-sizes, wrong source kind) print one line ``error: ...`` and exit with status 2.
+``generate`` streams disk to disk through :func:`v2v.pipeline.generate`: one frame is decoded, turned into
+the model's source, generated and written before the next is read.  A raw video is turned into the source
+the model was trained on by the recipe its file records (face sketch, pose skeletons, pseudo-labels with the
+model's label centres); prepared sources (label-id PNGs, renderings, ``.npy`` arrays) are read as they are.
+Errors a user can fix print one line ``error: ...`` and exit with status 2.
 """
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
+import signal
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .model.checkpoint import load_generator, read_config, read_metadata, training_frame_size
-from .model.config import GeneratorConfig
-from .generate_video import scale_advice
-from .media.tensors import model_to_uint8, uint8_to_model
-from .media.video_io import VideoWriter, read_frames
+from .media.resize import parse_crop
+from .media.tensors import uint8_to_image
+from .media.video_io import IMAGE_EXTENSIONS, read_frames
 
-SOURCE_KINDS = ("rgb", "labels")
+SOURCE_KINDS = ("auto", "video", "labels", "rgb", "array")
 DEFAULT_FPS = 25.0
 
 
@@ -34,93 +38,177 @@ class UsageError(ValueError):
     """A problem with the command line's inputs (printed as one line, exit status 2)."""
 
 
-# ---- frames <-> tensors (minimal; richer loaders belong to v2v/labels.py, pose.py, sketch.py) -----------
-def frame_to_source(frame: np.ndarray, cfg: GeneratorConfig, kind: str) -> torch.Tensor:
-    """One RGB uint8 frame read from disk -> the model's source tensor [input_nc, H, W].
+# ---- what --source is ------------------------------------------------------------------------------------
+def _looks_like_ids(path: Path, label_nc: int) -> bool:
+    """A folder whose first image is an id map (one channel, or grey RGB, values < label_nc): prepared labels."""
+    import cv2
 
-    * ``rgb``: the frame already IS the source image (a sketch or pose rendering); needs input_nc == 3;
-      values go to [-1, 1].
-    * ``labels``: a label-id image (grayscale PNG, pixel value = label id; channel 0 is used). One-hot to
-      label_nc channels; when input_nc == label_nc + 1 the instance-boundary channel is computed from the
-      label-id map's own boundaries, a stand-in for a real instance map (no instance ids on disk here).
-    """
-    if kind == "rgb":
-        if cfg.input_nc != 3:
-            raise UsageError(f"--source-kind rgb needs a model with input_nc=3, this one takes {cfg.input_nc} channels"
-                             + (" (a label model: use --source-kind labels)" if cfg.label_nc else ""))
-        return uint8_to_model(frame)
+    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) if path.is_dir() else []
+    if not images:
+        return False
+    img = cv2.imread(str(images[0]), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        return False
+    if img.ndim == 3:
+        if not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])):
+            return False
+        img = img[..., 0]
+    return int(img.max()) < label_nc
+
+
+def source_kind(path: Path, model, recipe) -> str:
+    """``auto``: .npy frames are arrays; a label model's id-map folder is labels; a model with a recipe takes
+    anything else as raw video; without a recipe, label models take labels and 3-channel models renderings."""
+    from .sources.recipe import FROM_VIDEO
+
+    cfg = model.cfg
+    if path.is_dir() and any(path.glob("*.npy")):
+        return "array"
+    if cfg.label_nc and _looks_like_ids(path, cfg.label_nc):
+        return "labels"
+    if recipe is not None and recipe.extractor in FROM_VIDEO:
+        return "video"
+    if cfg.label_nc:
+        return "labels"
+    if cfg.input_nc == 3:
+        return "rgb"
+    raise UsageError(f"this model takes {cfg.input_nc}-channel sources and its file records no source recipe, so "
+                     "they cannot be made from a video here: give a folder of the .npy source frames "
+                     "(--source-kind array)")
+
+
+def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
+                crop: tuple[int, int, int, int] | None = None):
+    """The SourceVideo of ``--source`` read as ``kind`` (``crop``: a window of a raw video's frames)."""
+    from .sources.labels import label_video
+    from .sources.prepared import array_source, rendering_source
+
+    cfg = model.cfg
+    if kind == "video":
+        if recipe is None:
+            raise UsageError("this model file records no source recipe (it predates them or comes from elsewhere), "
+                             "so it cannot turn a raw video into its source: give prepared sources with "
+                             "--source-kind labels, rgb or array")
+        from .sources.base import video_input
+
+        video = video_input(path, fps=fps)
+        if crop is not None:
+            try:
+                video = video.edit(crop=crop)
+            except ValueError as e:
+                raise UsageError(f"--crop: {e}") from None
+        log(f"source: {recipe.describe()}, extracted from {path} ({video.width}x{video.height}, {len(video)} frames)")
+        return recipe.build(video)
+    if crop is not None:
+        raise UsageError("--crop applies to raw video (--source-kind video); crop prepared sources beforehand")
     if kind == "labels":
         if not cfg.label_nc:
-            raise UsageError("--source-kind labels needs a label model (label_nc > 0); this one has label_nc=0 "
-                             "(use --source-kind rgb)")
-        if cfg.input_nc not in (cfg.label_nc, cfg.label_nc + 1):
-            raise UsageError(f"this model takes input_nc={cfg.input_nc} with label_nc={cfg.label_nc}; "
-                             "the CLI only builds labels (+ one boundary channel)")
-        from .sources.labels import encode_frame, instance_boundary
-        from .sources.base import SourceError
-
-        ids = np.ascontiguousarray(frame[:, :, 0])
-        boundary = instance_boundary(ids) if cfg.input_nc == cfg.label_nc + 1 else None
-        try:
-            return encode_frame(ids, cfg.label_nc, boundary)
-        except SourceError as e:
-            raise UsageError(f"{e}; are these label-id images (not colour-coded labels)?") from None
+            raise UsageError("--source-kind labels needs a label model (label_nc > 0); this one has label_nc=0")
+        boundary = None
+        if cfg.input_nc == cfg.label_nc + 1:       # instance maps beside the labels (prepare.py's layout), else
+            sibling = path.parent / "instance"      # every label segment is one instance
+            boundary = sibling if path.name == "source" and sibling.is_dir() else "labels"
+        label_set = recipe.params.get("label_set") if recipe is not None and recipe.extractor == "label_maps" else None
+        return label_video(path, label_nc=cfg.label_nc, label_set_name=label_set, instances=boundary, fps=fps or 30.0)
+    if kind == "rgb":
+        return rendering_source(path, kind="pose" if recipe is None or recipe.kind == "pose" else "sketch",
+                                fps=fps or 30.0)
+    if kind == "array":
+        return array_source(path, fps=fps or 30.0)
     raise UsageError(f"unknown source kind {kind!r}; choose one of {SOURCE_KINDS}")
 
 
-# ---- commands -----------------------------------------------------------------------------------------
-def _load_first_frame(path: str, index: int, size: tuple[int, int]) -> torch.Tensor:
+def _resize_arg(text: str):
+    if text in ("off", "model"):
+        return text
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--resize takes off, model or WIDTHxHEIGHT (e.g. 256x192); got {text!r}") from None
+    return (h, w)
+
+
+def _check_output(out: Path, source: Path) -> None:
+    """Refuse an output that would overwrite the source (the same file, or a folder inside the source folder)."""
+    out_r, src_r = out.resolve(), source.resolve()
+    if out_r == src_r or (src_r.is_dir() and src_r in out_r.parents):
+        raise UsageError(f"--out {out} would overwrite the source {source}; choose an output outside it")
+
+
+def _first_frame_image(path: str, index: int, video_size: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """--first-frame as an IMAGE ``[1, H, W, 3]`` at the generation size ``size``: a frame of the video's own size
+    ``video_size`` is resized along with the video, any other size is refused."""
+    from .media.resize import resize_image
+
     source = read_frames(path)
-    if source.size != size:
-        raise UsageError(f"--first-frame {path} is {source.size[0]}x{source.size[1]} but the source frames are "
-                         f"{size[0]}x{size[1]}; resize it to match")
-    for i, frame in enumerate(source):
-        if i == index:
-            return uint8_to_model(frame)
-    raise UsageError(f"--first-frame-index {index} is past the end of {path}")
+    if index >= (source.count or 0):
+        raise UsageError(f"--first-frame-index {index} is past the end of {path}")
+    frame = source.read(index)
+    if frame.shape[:2] not in (size, video_size):
+        raise UsageError(f"--first-frame {path} is {frame.shape[1]}x{frame.shape[0]} but the source frames are "
+                         f"{video_size[1]}x{video_size[0]}; give a frame of the video's size")
+    return uint8_to_image(resize_image(frame, size)[None])
 
 
+# ---- commands -----------------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .sampler import StreamingSampler
+    from .pipeline import PartialOutput, RunStats, generate_to_file, model_frame_size, model_recipe, \
+        prepare_source, scale_advice
+    from .sources.base import ShotOptions
+    from .media.cuts import parse_cut_frames
 
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda but CUDA is not available on this machine; use --device cpu")
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError("--max-frames must be >= 1")
+    src_path, out = Path(args.source), Path(args.out)
+    if not src_path.exists():
+        raise UsageError(f"--source {src_path}: no such file or folder")
+    _check_output(out, src_path)
     model = load_generator(args.model, device=args.device)
-    cfg = model.cfg
-    frames = read_frames(args.source)
-    m = cfg.size_multiple
-    w, h = frames.size
-    if w % m or h % m:
-        raise UsageError(f"source frames are {w}x{h} but this model needs multiples of {m}; "
-                         f"resize them, e.g. to {max(m, w // m * m)}x{max(m, h // m * m)}")
-    advice = scale_advice((h, w), training_frame_size(args.model))
-    if advice and not args.quiet:
-        print(f"warning: {advice}", file=sys.stderr)
-    first = _load_first_frame(args.first_frame, args.first_frame_index, frames.size) if args.first_frame else None
-    sampler = StreamingSampler(model, device=args.device, precision=args.precision, seed=args.seed,
-                               first_frame=first)
-    fps = args.fps or frames.fps or DEFAULT_FPS
-    total = frames.count if args.max_frames is None else min(args.max_frames, frames.count or args.max_frames)
-    stream = iter(frames)
-    sources = map(lambda frame: frame_to_source(frame, cfg, args.source_kind), stream)
-    if args.max_frames is not None:
-        sources = itertools.islice(sources, args.max_frames)
-    first_source = next(sources)  # convert frame 0 before any output exists: most errors surface here
-    with VideoWriter(args.out, fps=fps, size=frames.size) as writer, \
-            tqdm(total=total, unit="frame", desc="generate", disable=args.quiet) as bar:
-        for source in itertools.chain([first_source], sources):
-            writer.write(model_to_uint8(sampler.step(source)[0]))
-            bar.update(1)
-    if not args.quiet:
-        print(f"wrote {writer.count} frames to {args.out}", file=sys.stderr)
+    recipe = model_recipe(model)
+    kind = source_kind(src_path, model, recipe) if args.source_kind == "auto" else args.source_kind
+    source = load_source(src_path, kind, model, recipe, fps=args.fps, log=log, crop=args.crop)
+    video_size = source.size
+    source = prepare_source(model, source, resize=args.resize, model_name=Path(args.model).name)
+    if args.resize in (None, "off"):
+        advice = scale_advice(source.size, model_frame_size(model))
+        if advice:
+            log(f"warning: {advice}")
+    shots = ShotOptions(detect=args.cuts == "detect", cut_frames=parse_cut_frames(args.cut_frames or ""))
+    first = (_first_frame_image(args.first_frame, args.first_frame_index, video_size, source.size)
+             if args.first_frame else None)
+    stats = RunStats()
+    n = len(source) - args.start_frame if args.max_frames is None else min(args.max_frames, len(source) - args.start_frame)
+    with tqdm(total=max(0, n), unit="frame", desc="generate", disable=args.quiet) as bar:
+        try:
+            result = generate_to_file(model, source, out, start=args.start_frame, max_frames=args.max_frames or 0,
+                                      fps=args.fps or source.fps or DEFAULT_FPS, first_frame=first, device=args.device,
+                                      precision=args.precision, seed=args.seed, shots=shots, stats=stats,
+                                      progress=lambda done, total: bar.update(1))
+        except PartialOutput as e:
+            _write_stats(args.stats, e.result.stats, source, partial=True)
+            raise
+    _write_stats(args.stats, stats, source)
+    cuts = f"; history restarted at {len(stats.cuts)} cut(s): frames {', '.join(map(str, stats.cuts))}" if stats.cuts else ""
+    log(f"wrote {result.frames} frames of {result.size[0]}x{result.size[1]} to {out} in {stats.seconds:.1f} s: "
+        f"{stats.fps():.2f} frames/s end to end, {stats.sampler_fps():.2f} in the generator{cuts}")
     return 0
 
 
+def _write_stats(path: str | None, stats, source, partial: bool = False) -> None:
+    if not path:
+        return
+    report = {**stats.to_dict(), "partial": partial, "source": source.metadata()}
+    Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    from .sources.recipe import METADATA_KEY, from_json
+
     cfg = read_config(args.model)
     metadata = read_metadata(args.model)
     model = load_generator(args.model)
@@ -128,10 +216,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     extras = {k: v for k, v in metadata.items() if k not in ("format", "v2v.config")}
     print(f"model: {args.model}")
     print(f"parameters: {n_params:,}")
-    print(f"frame size: multiples of {cfg.size_multiple}; past frames L={cfg.n_past}; input channels {cfg.input_nc}")
+    print(f"frame size: multiples of {cfg.size_multiple} (other sizes are padded); past frames L={cfg.n_past}; "
+          f"input channels {cfg.input_nc}")
     trained = training_frame_size(args.model)
     if trained:   # fully convolutional, but things are drawn at the scale it learnt: feed frames of this size
-        print(f"trained on {trained[1]}x{trained[0]} (WxH) frames: feed sources of that size for its learnt scale")
+        print(f"trained on {trained[1]}x{trained[0]} (WxH) frames: --resize model generates at that scale")
+    recipe = from_json(metadata.get(METADATA_KEY), where=args.model)
+    if recipe is not None:
+        print(f"source: {recipe.describe()}" + ("" if recipe.extract_scale == 1 else
+                                                f", extracted at {recipe.extract_scale:g}x the frame size"))
+    else:
+        print("source: not recorded (give prepared sources: label-id PNGs, renderings or .npy arrays)")
     print("metadata: " + json.dumps(extras, indent=2, sort_keys=True))
     print("config: " + json.dumps(cfg.to_dict(), indent=2))
     return 0
@@ -141,27 +236,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m v2v", description="vid2vid (NeurIPS 2018): streaming video synthesis")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="turn a source video (folder of frames or video file) into a video")
+    gen = sub.add_parser("generate", help="turn a video (raw footage, or prepared sources) into a generated video")
     gen.add_argument("--model", required=True, help="generator .safetensors file")
-    gen.add_argument("--source", required=True, help="folder of frames (natural order) or a video file")
+    gen.add_argument("--source", required=True, help="a video file or a folder of frames (natural order)")
     gen.add_argument("--out", required=True, help="output .mp4/.mov/.mkv, or a folder (no extension) for PNGs")
-    gen.add_argument("--source-kind", choices=SOURCE_KINDS, default="rgb",
-                     help="rgb: frames are the source images (sketch/pose renderings); labels: label-id images "
-                          "(grayscale PNGs, pixel value = label id; use lossless PNG folders, not videos)")
+    gen.add_argument("--source-kind", choices=SOURCE_KINDS, default="auto",
+                     help="video: raw footage, turned into the model's source by the recipe its file records; "
+                          "labels: label-id images (PNG, 8 or 16 bit); rgb: frames that already are the source "
+                          "(skeleton or sketch renderings); array: a folder of .npy source frames [C, H, W]; "
+                          "auto (default): .npy -> array, id maps -> labels, else video when the model has a recipe")
+    gen.add_argument("--resize", type=_resize_arg, default="off", metavar="off|model|WxH",
+                     help="off (default): keep the size (padded to the model's multiple, cropped back); model: the "
+                          "model's training size (same area, the video's aspect ratio); or WIDTHxHEIGHT")
+    gen.add_argument("--crop", type=parse_crop, metavar="X,Y,W,H",
+                     help="keep this window of every frame of a raw video (its pixels), before --resize: e.g. "
+                          "where people walk, so they have the size the model learnt")
+    gen.add_argument("--cuts", choices=("detect", "off"), default="detect",
+                     help="restart the history at shot changes found in the video (default), or never")
+    gen.add_argument("--cut-frames", default="", metavar="N,N,...",
+                     help="frames where a new shot starts (in addition to the detected ones)")
     gen.add_argument("--first-frame", metavar="PATH",
                      help="a real first frame (image, or folder/video with --first-frame-index); "
                           "without it the first frames are generated from zeros")
     gen.add_argument("--first-frame-index", type=int, default=0, metavar="N",
                      help="which frame of a --first-frame folder/video (default 0)")
+    gen.add_argument("--start-frame", type=int, default=0, metavar="N", help="first source frame to generate")
     gen.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:N)")
     gen.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     gen.add_argument("--max-frames", type=int, metavar="N")
     gen.add_argument("--fps", type=float, help="output frame rate (default: the source's, else 25)")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--stats", metavar="PATH", help="write the run's timings and source report as JSON")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     gen.set_defaults(func=cmd_generate)
 
-    info = sub.add_parser("info", help="print a generator file's config and parameter count")
+    info = sub.add_parser("info", help="print a generator file's config, source recipe and parameter count")
     info.add_argument("--model", required=True)
     info.set_defaults(func=cmd_info)
     return parser
@@ -170,9 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (set V2V_DEBUG=1 to get tracebacks instead of one-line errors)."""
     args = build_parser().parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_DFL, None):       # a kill ends like Ctrl-C: the half-written output is removed
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
-    except ValueError as e:  # UsageError, CheckpointError, VideoError, ConfigError and the sampler's checks
+    except (ValueError, ImportError) as e:  # UsageError, CheckpointError, VideoError, SourceError, missing extras
         if os.environ.get("V2V_DEBUG"):
             raise
         print(f"error: {e}", file=sys.stderr)
@@ -185,3 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no output written", file=sys.stderr)
         return 130
+    finally:
+        if previous in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt

@@ -2,7 +2,9 @@
 
 The generator F needs a window of the last L+1 sources and the last L outputs.  A
 :class:`StreamingSampler` keeps exactly those, in ``deque(maxlen=L)``, so memory is
-flat however long the video is.  No I/O here: the CLI and the ComfyUI node feed it.
+flat however long the video is.  No I/O and no input checks here: :mod:`v2v.pipeline` is the one
+generation loop that feeds it (and the one place that checks what a user gives); the network checks
+its own tensor contract.
 
 First frames (paper Sec. 3 / IMPLEMENTATION_NOTES "Previous frames"): at test time the
 first frame is either REAL or generated from nothing.
@@ -16,30 +18,22 @@ first frame is either REAL or generated from nothing.
   warp yet, the previous-frame history is padded by repeating the oldest generated frame).
 
 In both cases the source history is padded by repeating the first source until L past
-sources exist.  Returned frames stay on ``device`` (float32, ``[1, 3, H, W]``); move them
-yourself (``.cpu()``) if you need them elsewhere.
+sources exist.  :meth:`StreamingSampler.reset` starts a new shot (or video) the same way.
+Returned frames stay on ``device`` (float32, ``[1, 3, H, W]``); move them yourself (``.cpu()``)
+if you need them elsewhere.
 """
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
 
 import torch
-
-from .sources.labels import instance_boundary
 
 PRECISIONS = ("fp32", "bf16")
 
 
-def _as_frame(x: torch.Tensor, name: str) -> torch.Tensor:
+def _as_frame(x: torch.Tensor) -> torch.Tensor:
     """[C, H, W] or [1, C, H, W] -> [1, C, H, W]."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() == 3:
-        return x.unsqueeze(0)
-    if x.dim() == 4 and x.shape[0] == 1:
-        return x
-    raise ValueError(f"{name} must be [C, H, W] or [1, C, H, W] (one frame), got {tuple(x.shape)}")
+    return x.unsqueeze(0) if x.dim() == 3 else x
 
 
 class StreamingSampler:
@@ -72,75 +66,17 @@ class StreamingSampler:
         self.sources: deque[torch.Tensor] = deque(maxlen=L)   # last L sources, oldest first
         self.styles: deque[torch.Tensor] = deque(maxlen=L)    # last L style maps (style_nc > 0 only)
         self.outputs: deque[torch.Tensor] = deque(maxlen=L)   # last L outputs, oldest first
-        self.frame_index = 0                                  # sources seen so far
-        self.size: tuple[int, int] | None = None              # (H, W) fixed by the first frame
-        self._real: list[torch.Tensor] = []
-        if first_frame is not None:
-            self._real = self._check_first_frame(first_frame)
-
-    # ---- validation --------------------------------------------------------------------------
-    def _check_size(self, h: int, w: int, what: str) -> None:
-        m = self.cfg.size_multiple
-        if h % m or w % m:
-            fix = f"{max(m, w // m * m)}x{max(m, h // m * m)}"
-            raise ValueError(f"{what} is {w}x{h} (WxH) but this model needs width and height that are multiples "
-                             f"of {m}; resize or crop the frames, e.g. to {fix}")
-        if self.size is None:
-            self.size = (h, w)
-        elif self.size != (h, w):
-            eh, ew = self.size
-            raise ValueError(f"{what} is {w}x{h} (WxH) but earlier frames were {ew}x{eh}; every frame of a "
-                             "stream must have the same size (resize them all alike)")
+        self.frame_index = 0                                  # sources seen so far (in this shot)
+        self._given = [] if first_frame is None else self._check_first_frame(first_frame)
+        self._real: list[torch.Tensor] = list(self._given)    # real frames still to apply in this shot
 
     def _check_first_frame(self, first: torch.Tensor) -> list[torch.Tensor]:
-        if not isinstance(first, torch.Tensor):
-            raise TypeError(f"first_frame must be a torch.Tensor, got {type(first).__name__}")
-        if first.dim() == 3:
-            first = first.unsqueeze(0)
+        first = first.unsqueeze(0) if first.dim() == 3 else first
         L, nc = self.cfg.n_past, self.cfg.output_nc
         if first.dim() != 4 or first.shape[1] != nc or not 1 <= first.shape[0] <= L:
             raise ValueError(f"first_frame must be [{nc}, H, W] or [k, {nc}, H, W] with 1 <= k <= L={L}, "
                              f"got {tuple(first.shape)}")
-        lo, hi = float(first.min()), float(first.max())
-        if lo < -1.001 or hi > 1.001:
-            raise ValueError(f"first_frame values must be in [-1, 1], got [{lo:.3g}, {hi:.3g}] "
-                             "(convert 0..1 images with x * 2 - 1, uint8 with x / 127.5 - 1)")
-        self._check_size(first.shape[-2], first.shape[-1], "first_frame")
         return [f.unsqueeze(0).to(self.device, torch.float32) for f in first]
-
-    def _prepare_source(self, source: torch.Tensor, instance: torch.Tensor | None) -> torch.Tensor:
-        cfg = self.cfg
-        source = _as_frame(source, "source").to(self.device, torch.float32, copy=True)  # own copy: callers may reuse buffers
-        if instance is not None:
-            inst = instance.to(self.device)
-            while inst.dim() < 4:
-                inst = inst.unsqueeze(0)
-            if inst.shape[:2] != (1, 1) or inst.shape[-2:] != source.shape[-2:]:
-                raise ValueError(f"instance map must be [H, W], [1, H, W] or [1, 1, H, W] matching the source "
-                                 f"{tuple(source.shape[-2:])}, got {tuple(instance.shape)}")
-            if source.shape[1] == cfg.input_nc - 1 and cfg.label_nc and cfg.input_nc == cfg.label_nc + 1:
-                source = torch.cat([source, instance_boundary(inst).float()], dim=1)   # add the boundary channel
-        if source.shape[1] != cfg.input_nc:
-            hint = ""
-            if cfg.label_nc and cfg.input_nc == cfg.label_nc + 1 and source.shape[1] == cfg.label_nc:
-                hint = " (labels without the instance-boundary channel: pass instance=...)"
-            raise ValueError(f"source has {source.shape[1]} channels but this model takes input_nc={cfg.input_nc} "
-                             f"(label_nc={cfg.label_nc}){hint}")
-        self._check_size(source.shape[-2], source.shape[-1], "source frame")
-        return source
-
-    def _prepare_style(self, style: torch.Tensor | None) -> torch.Tensor | None:
-        cfg = self.cfg
-        if not cfg.style_nc:
-            if style is not None:
-                raise ValueError("style given but this model has no style input (style_nc=0)")
-            return None
-        if style is None:
-            raise ValueError(f"this model takes style features: pass style=[{cfg.style_nc}, H, W] every frame")
-        style = _as_frame(style, "style").to(self.device, torch.float32, copy=True)
-        if style.shape[1] != cfg.style_nc or tuple(style.shape[-2:]) != self.size:
-            raise ValueError(f"style must be [{cfg.style_nc}, H, W] with (H, W)={self.size}, got {tuple(style.shape)}")
-        return style
 
     # ---- the step ------------------------------------------------------------------------------
     @staticmethod
@@ -154,13 +90,13 @@ class StreamingSampler:
         enabled = self.precision == "bf16"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    def step(self, source: torch.Tensor, instance: torch.Tensor | None = None,
-             style: torch.Tensor | None = None) -> torch.Tensor:
-        """Consume one source frame ``[C, H, W]`` or ``[1, C, H, W]``; return output ``[1, 3, H, W]`` in [-1, 1]."""
+    def step(self, source: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """Consume one source frame ``[C, H, W]`` or ``[1, C, H, W]`` (and its style features, when the model takes
+        them); return the output ``[1, 3, H, W]`` in [-1, 1]."""
         L = self.cfg.n_past
         t = self.frame_index
-        src = self._prepare_source(source, instance)
-        sty = self._prepare_style(style)
+        src = _as_frame(source).to(self.device, torch.float32, copy=True)  # own copy: callers may reuse buffers
+        sty = None if style is None else _as_frame(style).to(self.device, torch.float32, copy=True)
 
         if t < len(self._real):                       # a given real frame is this frame's output
             frame = self._real[t]
@@ -189,24 +125,12 @@ class StreamingSampler:
         self.frame_index += 1
         return frame
 
-    def reset(self) -> None:
-        """Forget the history (start a new video); the real first frames, if any, apply again."""
+    def reset(self, *, first_frame: bool = True) -> None:
+        """Forget the history (a new video, or a new shot after a cut).  The real first frames given at
+        construction apply again unless ``first_frame=False`` (they belong to the video's first shot)."""
         self.sources.clear()
         self.styles.clear()
         self.outputs.clear()
         self.frame_index = 0
-        self.size = None if not self._real else tuple(self._real[0].shape[-2:])
+        self._real = list(self._given) if first_frame else []
         self.generator.manual_seed(self.seed)
-
-
-def generate(model: torch.nn.Module, sources: Iterable[torch.Tensor], *,
-             instances: Iterable[torch.Tensor | None] | None = None,
-             styles: Iterable[torch.Tensor | None] | None = None, **kwargs) -> Iterator[torch.Tensor]:
-    """Lazily map source frames to output frames ``[1, 3, H, W]``; ``kwargs`` go to StreamingSampler."""
-    sampler = StreamingSampler(model, **kwargs)
-    inst_iter = iter(instances) if instances is not None else None
-    style_iter = iter(styles) if styles is not None else None
-    for source in sources:
-        instance = next(inst_iter) if inst_iter is not None else None
-        style = next(style_iter) if style_iter is not None else None
-        yield sampler.step(source, instance=instance, style=style)

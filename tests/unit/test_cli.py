@@ -1,4 +1,5 @@
-"""python -m v2v: end to end on a tiny saved model, and one-line errors with exit status 2."""
+"""python -m v2v: end to end on tiny saved models (raw video through a recipe, prepared sources), and one-line
+errors with exit status 2."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from v2v.model.checkpoint import save_generator
-from v2v.cli import frame_to_source, main
+from v2v.cli import main, source_kind
 from v2v.media.tensors import model_to_uint8, uint8_to_model
 from v2v.model.config import GeneratorConfig
 from v2v.model.generator import Vid2VidGenerator
@@ -40,6 +41,29 @@ def label_model(tmp_path) -> Path:
     torch.manual_seed(0)
     cfg = GeneratorConfig(input_nc=5, label_nc=4, **TINY)
     return save_generator(Vid2VidGenerator(cfg), tmp_path / "labels.safetensors")
+
+
+@pytest.fixture
+def edge_model(tmp_path) -> Path:
+    """A 1-channel model whose file records the edge-sketch recipe: it takes raw video."""
+    torch.manual_seed(0)
+    recipe = json.dumps({"extractor": "edge_sketch", "params": {"sigma": 0.33, "blur": 3}, "extract_scale": 1.0})
+    return save_generator(Vid2VidGenerator(GeneratorConfig(input_nc=1, **TINY)), tmp_path / "edges.safetensors",
+                          extra_metadata={"v2v.source": recipe,
+                                          "v2v.train": json.dumps({"step": 1, "frame_size": [SIZE, SIZE]})})
+
+
+@pytest.fixture
+def raw_clip(tmp_path) -> Path:
+    """A 'raw' video: the synthetic scene (textured background, moving disc), 8 frames of 48x64."""
+    from _synthetic import moving_scene
+
+    frames, _ = moving_scene(8, 48, 64)
+    path = tmp_path / "raw.mp4"
+    with VideoWriter(path, fps=10) as w:
+        for f in frames:
+            w.write(f)
+    return path
 
 
 @pytest.fixture
@@ -85,14 +109,70 @@ def test_generate_video_to_png_folder_with_max_frames_and_first_frame(tmp_path, 
 
 
 def test_cli_matches_the_sampler(tmp_path, rgb_model, sketch_folder, capsys):
+    """The CLI's frames are the StreamingSampler's on the same sources (fed by hand here)."""
     from v2v.model.checkpoint import load_generator
-    from v2v.sampler import generate
+    from v2v.sampler import StreamingSampler
 
     out = tmp_path / "frames"
-    assert run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out, "--quiet")[0] == 0
-    model = load_generator(rgb_model)
-    expected = [model_to_uint8(f[0]) for f in generate(model, (uint8_to_model(f) for f in read_frames(sketch_folder)))]
+    assert run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out, "--quiet",
+                   "--source-kind", "rgb")[0] == 0
+    sampler = StreamingSampler(load_generator(rgb_model))
+    expected = [model_to_uint8(sampler.step(uint8_to_model(f))[0]) for f in read_frames(sketch_folder)]
     assert all(np.array_equal(a, b) for a, b in zip(read_frames(out), expected))
+
+
+def test_raw_video_through_the_models_recipe(tmp_path, edge_model, raw_clip, capsys):
+    """A model that records its source recipe turns a raw video into its source by itself: the same frames as
+    the pipeline on the recipe's source; --stats records where the time went."""
+    from v2v.model.checkpoint import load_generator
+    from v2v.pipeline import frames_uint8, generate
+    from v2v.sources.sketch import edge_sketch
+
+    out, stats = tmp_path / "out", tmp_path / "stats.json"
+    code, err = run_cli(capsys, "generate", "--model", edge_model, "--source", raw_clip, "--out", out,
+                        "--stats", stats)
+    assert code == 0, err
+    assert "source: an edge sketch (Canny)" in err and "frames/s end to end" in err
+    expected = list(frames_uint8(generate(load_generator(edge_model), edge_sketch(raw_clip))))
+    got = list(read_frames(out))
+    assert len(got) == 8 and all(np.array_equal(a, b) for a, b in zip(got, expected))
+    report = json.loads(stats.read_text())
+    assert report["frames"] == 8 and report["fps"] > 0 and report["sampler_fps"] >= report["fps"]
+    assert report["source"]["recipe"]["extractor"] == "edge_sketch"
+
+
+def test_resize_to_the_models_size_and_odd_sizes(tmp_path, edge_model, raw_clip, capsys):
+    """--resize model: the training size's area at the video's aspect ratio; off: any size, padded and cropped
+    back (an odd 33x31 frame comes out 33x31)."""
+    out = tmp_path / "small.mp4"
+    assert run_cli(capsys, "generate", "--model", edge_model, "--source", raw_clip, "--out", out, "--resize",
+                   "model", "--quiet")[0] == 0
+    assert read_frames(out).size == (36, 28)                    # 32x32's area at 4:3, multiples of 2 (WxH)
+    out = tmp_path / "explicit"
+    assert run_cli(capsys, "generate", "--model", edge_model, "--source", raw_clip, "--out", out, "--resize",
+                   "40x30", "--quiet")[0] == 0
+    assert read_frames(out).size == (40, 30)
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for i in range(3):
+        write_png(odd / f"{i}.png", np.random.default_rng(i).integers(0, 256, (31, 33, 3), dtype=np.uint8))
+    out = tmp_path / "odd_out"
+    assert run_cli(capsys, "generate", "--model", edge_model, "--source", odd, "--out", out, "--quiet")[0] == 0
+    assert read_frames(out).size == (33, 31)
+
+
+def test_cut_frames_restart_the_history(tmp_path, rgb_model, sketch_folder, capsys):
+    """--cut-frames 3: output frames 3.. equal a run started at frame 3; without it they differ."""
+    runs = {}
+    for name, extra in (("cut", ["--cut-frames", "3"]), ("plain", []), ("fresh", ["--start-frame", "3"])):
+        out = tmp_path / name
+        code, err = run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out,
+                            "--source-kind", "rgb", "--cuts", "off", *extra)
+        assert code == 0, err
+        runs[name] = list(read_frames(out))
+    assert all(np.array_equal(a, b) for a, b in zip(runs["cut"][3:], runs["fresh"]))
+    assert all(np.array_equal(a, b) for a, b in zip(runs["cut"][:3], runs["plain"][:3]))
+    assert not all(np.array_equal(a, b) for a, b in zip(runs["plain"][3:], runs["fresh"]))
 
 
 def test_label_sources(tmp_path, label_model, capsys):
@@ -110,17 +190,42 @@ def test_label_sources(tmp_path, label_model, capsys):
     assert len(list(read_frames(out))) == 3
 
 
-def test_frame_to_source_labels():
-    cfg = GeneratorConfig(input_nc=5, label_nc=4, **TINY)
-    ids = np.zeros((4, 6, 3), np.uint8)
-    ids[:, 3:] = 2
-    source = frame_to_source(ids, cfg, "labels")
-    assert source.shape == (5, 4, 6)
-    assert source[0, :, :3].eq(1).all() and source[2, :, 3:].eq(1).all() and source[:4].sum(0).eq(1).all()
-    assert source[4, :, 2:4].eq(1).all() and source[4, :, [0, 1, 4, 5]].eq(0).all()   # boundary stand-in
-    assert frame_to_source(ids, cfg.with_(input_nc=4), "labels").shape == (4, 4, 6)
-    rgb = frame_to_source(np.full((2, 2, 3), 255, np.uint8), GeneratorConfig(input_nc=3, **TINY), "rgb")
-    assert rgb.shape == (3, 2, 2) and rgb.eq(1).all()
+def test_sixteen_bit_label_pngs(tmp_path, label_model, capsys):
+    """16-bit id PNGs (what write_id_png writes for many labels, and the trainer reads) are label sources too."""
+    from v2v.sources.labels import write_id_png
+
+    folder = tmp_path / "ids16"
+    folder.mkdir()
+    for i in range(2):
+        ids = np.zeros((SIZE, SIZE), np.uint16)
+        ids[:, 10 + i:] = 3
+        write_id_png(folder / f"{i}.png", ids.astype(np.int64) + 0)
+        cv2.imwrite(str(folder / f"{i}.png"), ids)              # force 16-bit storage even for small ids
+        assert cv2.imread(str(folder / f"{i}.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    out = tmp_path / "o.mp4"
+    code, err = run_cli(capsys, "generate", "--model", label_model, "--source", folder, "--out", out, "--quiet")
+    assert code == 0, err
+    assert len(list(read_frames(out))) == 2
+
+
+def test_auto_source_kind(tmp_path, rgb_model, label_model, edge_model, raw_clip, sketch_folder):
+    from v2v.model.checkpoint import load_generator
+    from v2v.pipeline import model_recipe
+
+    def kind(model, path):
+        m = load_generator(model)
+        return source_kind(Path(path), m, model_recipe(m))
+
+    ids = tmp_path / "ids"
+    ids.mkdir()
+    cv2.imwrite(str(ids / "0.png"), np.full((8, 8), 3, np.uint8))
+    arrays = tmp_path / "arrays"
+    arrays.mkdir()
+    np.save(arrays / "0.npy", np.zeros((1, 8, 8), np.float16))
+    assert kind(edge_model, raw_clip) == "video"             # a recipe: raw footage is extracted
+    assert kind(edge_model, arrays) == "array"               # prepared .npy frames are taken as they are
+    assert kind(label_model, ids) == "labels"                # id maps for a label model
+    assert kind(rgb_model, sketch_folder) == "rgb"           # no recipe, 3 channels: renderings
 
 
 def test_info(rgb_model, capsys):
@@ -177,26 +282,39 @@ def test_errors_exit_2_with_one_line(tmp_path, rgb_model, label_model, sketch_fo
     broken.write_bytes(b"not a video at all")
     assert_one_line_error(*run_cli(capsys, *gen, broken), "broken.mp4")
 
-    odd = tmp_path / "odd"
-    odd.mkdir()
-    write_png(odd / "0.png", np.zeros((31, 33, 3), np.uint8))
-    assert_one_line_error(*run_cli(capsys, *gen, odd), "33x31", "multiples of 2")
-
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    write_png(mixed / "0.png", np.zeros((SIZE, SIZE, 3), np.uint8))
-    write_png(mixed / "1.png", np.zeros((16, 16, 3), np.uint8))
-    assert_one_line_error(*run_cli(capsys, *gen, mixed), "1.png is 16x16")
-
     small = tmp_path / "small.png"
     write_png(small, np.zeros((16, 16, 3), np.uint8))
     assert_one_line_error(*run_cli(capsys, *gen, sketch_folder, "--first-frame", small), "--first-frame", "16x16")
-    assert_one_line_error(*run_cli(capsys, "generate", "--model", label_model, "--source", sketch_folder, "--out", out),
-                          "input_nc=3", "--source-kind labels")
     assert_one_line_error(*run_cli(capsys, "generate", "--model", label_model, "--source", sketch_folder, "--out", out,
-                                   "--source-kind", "labels"), "label id 255")
+                                   "--source-kind", "rgb"), "input_nc=5", "label-map model")
+    assert_one_line_error(*run_cli(capsys, "generate", "--model", label_model, "--source", sketch_folder, "--out", out),
+                          "label id 255", "f0.png")
+    assert_one_line_error(*run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out,
+                                   "--source-kind", "video"), "records no source recipe")
+    assert_one_line_error(*run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out",
+                                   sketch_folder / "inside"), "would overwrite the source")
+    clip = tmp_path / "clip.mp4"
+    with VideoWriter(clip, fps=5) as w:
+        w.write(np.zeros((SIZE, SIZE, 3), np.uint8))
+    assert_one_line_error(*run_cli(capsys, "generate", "--model", rgb_model, "--source", clip, "--out", clip),
+                          "would overwrite the source")
+    assert clip.stat().st_size > 0
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files left
+
+
+def test_a_source_failing_part_way_keeps_the_frames_made(tmp_path, rgb_model, capsys):
+    """A frame of another size (or a truncated video) stops the run with one line, and the frames generated
+    before it stay in the output."""
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i in range(3):
+        write_png(mixed / f"{i}.png", np.zeros((SIZE, SIZE, 3), np.uint8))
+    write_png(mixed / "3.png", np.zeros((16, 16, 3), np.uint8))
+    out = tmp_path / "partial.mp4"
+    assert_one_line_error(*run_cli(capsys, "generate", "--model", rgb_model, "--source", mixed, "--out", out,
+                                   "--source-kind", "rgb", "--quiet"), "3.png is 16x16", "the 3 frames generated")
+    assert len(list(read_frames(out))) == 3
 
 
 def test_module_entry_point(tmp_path, rgb_model, sketch_folder):

@@ -16,6 +16,7 @@ from v2v.model.config import GeneratorConfig
 from v2v.model.generator import Vid2VidGenerator
 from v2v.media.metrics import psnr, to_uint8_frames, warping_error
 from v2v.sampler import StreamingSampler
+from v2v.sources.labels import instance_boundary
 from v2v.media.tensors import uint8_to_model
 from v2v.toy import LABEL_NC
 from v2v.media.video_io import read_image
@@ -56,9 +57,14 @@ def test_load_heldout_reads_the_val_split(setup):
     assert [s.name for s in seqs] == ["toy001"]            # the val sequence only
     s = seqs[0]
     assert len(s) == N_FRAMES and s.size == f"{SIZE}x{SIZE}"
-    assert s.sources[0].shape == (LABEL_NC, SIZE, SIZE)     # one-hot; the sampler adds the boundary channel
+    assert s.sources[0].shape == (LABEL_NC, SIZE, SIZE)     # one-hot; the source view adds the boundary channel
     assert torch.all(s.sources[0].sum(0) == 1)
     assert s.instances is not None and s.real[0].dtype == np.uint8
+
+
+def with_boundary(src: torch.Tensor, inst: np.ndarray) -> torch.Tensor:
+    """One-hot labels + the instance-boundary channel of their instance map."""
+    return torch.cat([src, torch.from_numpy(instance_boundary(inst).astype(np.float32))[None]])
 
 
 def test_generate_frames_policies(setup):
@@ -71,8 +77,7 @@ def test_generate_frames_policies(setup):
     assert np.array_equal(given[0], seq.real[0]) and not np.array_equal(free[0], seq.real[0])
     # the same stream as feeding the sampler by hand (instance boundary included)
     sampler = StreamingSampler(model)
-    by_hand = [to_uint8_frames(sampler.step(src, instance=torch.from_numpy(inst.astype(np.int64))))[0]
-               for src, inst in zip(seq.sources, seq.instances)]
+    by_hand = [to_uint8_frames(sampler.step(with_boundary(src, inst)))[0] for src, inst in zip(seq.sources, seq.instances)]
     assert all(np.array_equal(a, b) for a, b in zip(free, by_hand))
 
 
@@ -168,7 +173,7 @@ def test_long_video_stream_and_windows(setup):
     # the looped ground truth follows the same indices: PSNR of frame t is against real[idx[t]]
     sampler = StreamingSampler(model)
     for t, i in enumerate(idx[:12]):
-        frame = to_uint8_frames(sampler.step(seq.sources[i], instance=torch.from_numpy(seq.instances[i].astype(np.int64))))
+        frame = to_uint8_frames(sampler.step(with_boundary(seq.sources[i], seq.instances[i])))
         assert per["psnr"][t] == pytest.approx(float(psnr(ev.as_model_tensor(list(frame)),
                                                           ev.as_model_tensor([seq.real[i]]))[0]), abs=1e-5)
     # the real looped video repeats itself every period

@@ -1,4 +1,5 @@
-"""Label sources: Cityscapes id PNG round trip, color maps, boundaries, remapping, clear errors, the node."""
+"""Label sources: Cityscapes id PNG round trip, color maps, boundaries, remapping, clear errors (raised when
+the stream reaches the bad frame), streaming equals eager, the node."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,23 @@ import pytest
 import torch
 
 from v2v.sources import labels as L
-from v2v.sources.base import SourceError
+from v2v.sources.base import SourceError, SourceFrame
 from v2v.media.tensors import image_to_model, model_to_image
+
+
+def _ids_image(ids: np.ndarray) -> torch.Tensor:
+    """Id maps ``[T, H, W]`` (< 256) as a ComfyUI IMAGE batch: every channel = id / 255."""
+    return torch.from_numpy(np.repeat(ids[..., None], 3, -1) / 255.0).float()
+
+
+def _same_frames(a: list[SourceFrame], b: list[SourceFrame]) -> None:
+    assert [f.index for f in a] == [f.index for f in b]
+    for x, y in zip(a, b):
+        assert torch.equal(x.tensor, y.tensor), f"frame {x.index}: tensors differ"
+        assert np.array_equal(x.ids, y.ids) and np.array_equal(x.preview, y.preview)
+        assert (x.instance is None) == (y.instance is None)
+        if x.instance is not None:
+            assert np.array_equal(x.instance, y.instance)
 
 
 def _cityscapes_clip(folder, T=3, H=24, W=32, seed=0):
@@ -41,21 +57,29 @@ def test_cityscapes_id_png_round_trip(tmp_path):
     assert L.read_id_png(tmp_path / "aachen_000000_000000_gtFine_instanceIds.png").max() == 26001  # 16-bit kept
     src = L.label_video(tmp_path, label_set_name="cityscapes", instances=True, fps=17)
     assert (len(src), src.input_nc, src.label_nc, src.size, src.fps) == (3, 36, 35, (24, 32), 17.0)
-    for t in range(3):
-        frame = src.get(t)
+    assert src.recipe.extractor == "label_maps" and src.recipe.params["boundary"] is True
+    frames = list(src.frames())
+    assert [f.index for f in frames] == [0, 1, 2]
+    for t, f in enumerate(frames):
+        frame = f.tensor
         assert frame.shape == (36, 24, 32) and frame.dtype == torch.float32
         assert torch.equal(frame[:35].argmax(0), torch.from_numpy(ids[t]).long())
         assert torch.all(frame[:35].sum(0) == 1)
         assert torch.equal(frame[35].bool(), torch.from_numpy(L.instance_boundary(inst[t])))
+        assert np.array_equal(f.ids, ids[t]) and np.array_equal(f.instance, inst[t])
+        assert f.preview.shape == (24, 32, 3) and f.preview.dtype == np.uint8 and not f.cut
     assert src.tensor().shape == (3, 36, 24, 32)
-    assert src.preview.shape == (3, 24, 32, 3) and 0 <= src.preview.min() and src.preview.max() <= 1
+    preview = src.preview()
+    assert preview.shape == (3, 24, 32, 3) and 0 <= preview.min() and preview.max() <= 1
     # the preview shows Cityscapes colors (road away from edges)
-    assert tuple((src.preview[0, -1, 0] * 255).round().int().tolist()) == (128, 64, 128)
+    assert tuple((preview[0, -1, 0] * 255).round().int().tolist()) == (128, 64, 128)
+    assert src.preview(max_frames=2).shape == (2, 24, 32, 3)                  # first and last frame
+    assert torch.equal(src.preview(max_frames=2)[1], preview[2])
     # write back what we read: identical files
     out = tmp_path / "out"
     out.mkdir()
-    for t in range(3):
-        L.write_id_png(out / f"{t}.png", src.extra["ids"][t])
+    for t, f in enumerate(frames):
+        L.write_id_png(out / f"{t}.png", f.ids)
         assert np.array_equal(L.read_id_png(out / f"{t}.png"), ids[t])
 
 
@@ -64,7 +88,9 @@ def test_cityscapes_folder_with_train_ids_files(tmp_path):
     src = L.label_video(tmp_path, label_set_name="cityscapes_train", instances=True)
     assert (len(src), src.input_nc, src.label_nc) == (3, 20, 19)
     train = L.CITYSCAPES_ID_TO_TRAINID[ids[1]]
-    f = src.get(1)
+    (frame,) = src.frames(only={1})
+    assert frame.index == 1 and np.array_equal(frame.ids, train)
+    f = frame.tensor
     assert torch.equal(f[:19].sum(0) == 0, torch.from_numpy(train == 255))   # ignored pixels: no class
     assert f[13][torch.from_numpy(ids[1] == 26)].min() == 1                  # car -> trainId 13
 
@@ -72,7 +98,7 @@ def test_cityscapes_folder_with_train_ids_files(tmp_path):
 def test_train_ids_ignore_255_is_all_zero():
     ids = np.array([[0, 18], [255, 13]])
     src = L.label_video(ids[None], label_set_name="cityscapes_train")
-    f = src.get(0)
+    f = src.tensor()[0]
     assert f.shape == (19, 2, 2)
     assert f[:, 1, 0].sum() == 0 and f[18, 0, 1] == 1 and f[13, 1, 1] == 1
 
@@ -83,10 +109,10 @@ def test_color_coded_maps_with_palette():
     rgb = pal[ids].astype(np.uint8)
     assert np.array_equal(L.colors_to_ids(rgb, pal), ids)
     src = L.label_video(rgb[None], label_set_name="cityscapes", mode="color")
-    assert torch.equal(src.get(0).argmax(0), torch.from_numpy(ids).long())
+    assert torch.equal(src.tensor()[0].argmax(0), torch.from_numpy(ids).long())
     bad = rgb.copy()
     bad[1, 2] = (1, 2, 3)
-    with pytest.raises(SourceError, match=r"frame 0.*color \(1, 2, 3\).*not in the palette"):
+    with pytest.raises(SourceError, match=r"frame #0: color \(1, 2, 3\).*not in the palette"):
         L.label_video(bad[None], label_set_name="cityscapes", mode="color")
     assert L.colors_to_ids(bad, pal, unknown=0)[1, 2] == 0
 
@@ -112,7 +138,9 @@ def test_remap_labels_by_id_and_by_name():
     with pytest.raises(KeyError, match="treez"):
         L.remap_labels(ids, {"treez": "building"}, label_set=L.CITYSCAPES)
     src = L.label_video(ids[None], label_set_name="cityscapes", remap={"vegetation": "building"})
-    assert src.get(0)[11].sum() == 3 and src.get(0)[21].sum() == 0
+    f = src.tensor()[0]
+    assert f[11].sum() == 3 and f[21].sum() == 0
+    assert np.array_equal(next(src.frames()).ids, out)                       # the frame's ids are remapped
 
 
 def test_out_of_range_id_names_frame_and_id(tmp_path):
@@ -120,17 +148,51 @@ def test_out_of_range_id_names_frame_and_id(tmp_path):
     ids[1, 2, 2] = 40
     for t in range(2):
         L.write_id_png(tmp_path / f"f{t:03d}.png", ids[t])
-    with pytest.raises(SourceError, match=r"frame f001\.png: label id 40 is outside \[0, 35\)"):
-        L.label_video(tmp_path, label_nc=35)
+    src = L.label_video(tmp_path, label_nc=35)                  # only the first frame is read up front
+    with pytest.raises(SourceError, match=r"frame f001\.png \(index 1\): label id 40 is outside \[0, 35\)"):
+        src.tensor()
     with pytest.raises(SourceError, match=r"label id 3 is outside \[0, 3\)"):
         L.one_hot(np.array([[0, 3]]), 3)
+    bad_first = np.zeros((2, 4, 4), int)
+    bad_first[0, 0, 0] = 7
+    with pytest.raises(SourceError, match=r"frame #0 \(index 0\): label id 7 is outside \[0, 5\)"):
+        L.label_video(bad_first, label_nc=5)                    # a bad FIRST frame fails at once
+
+
+def test_out_of_range_id_in_a_later_frame_fails_only_when_streamed(tmp_path):
+    ids = np.zeros((4, 6, 8), int)
+    ids[:, 3:] = 7
+    ids[2, 1, 5] = 40                                           # frame 2 is bad
+    for t in range(4):
+        L.write_id_png(tmp_path / f"clip_{t:03d}.png", ids[t])
+    src = L.label_video(tmp_path, label_nc=35)                  # no error yet: frame 2 is not read
+    assert len(src) == 4 and src.size == (6, 8)
+    stream = src.frames()
+    got = [next(stream), next(stream)]                          # frames 0 and 1 come out
+    assert [f.index for f in got] == [0, 1] and np.array_equal(got[1].ids, ids[1])
+    with pytest.raises(SourceError) as err:
+        next(stream)
+    msg = str(err.value)
+    assert "clip_002.png" in msg and "(index 2)" in msg and "label id 40 is outside [0, 35)" in msg
+    # the frames around it are fine on their own, and only={...} touching frame 2 fails too
+    assert [f.index for f in src.frames(only={0, 3})] == [0, 3]
+    assert [f.index for f in src.frames(3)] == [3]
+    with pytest.raises(SourceError, match=r"clip_002\.png \(index 2\)"):
+        list(src.frames(only={2}))
+    with pytest.raises(SourceError, match=r"clip_002\.png \(index 2\)"):
+        list(src.frames(1, 3))
+    assert len(list(src.frames(0, 2))) == 2                     # stop before it: no error
 
 
 def test_mismatched_frame_sizes_name_the_frame(tmp_path):
     L.write_id_png(tmp_path / "a_000.png", np.zeros((4, 4), int))
     L.write_id_png(tmp_path / "a_001.png", np.zeros((5, 4), int))
+    src = L.label_video(tmp_path, label_nc=4)                   # the first frame fixes the size: 4x4
+    assert src.size == (4, 4)
+    stream = src.frames()
+    assert next(stream).index == 0
     with pytest.raises(SourceError, match=r"frame a_001\.png is 4x5, but frame a_000\.png is 4x4"):
-        L.label_video(tmp_path, label_nc=4)
+        next(stream)
 
 
 def test_empty_folder_and_colored_id_png(tmp_path):
@@ -146,8 +208,42 @@ def test_image_batch_ids_and_label_boundaries():
     ids = np.array([[[0, 0, 2], [1, 1, 2]]])
     image = torch.from_numpy(np.repeat(ids[..., None], 3, -1) / 255.0).float()  # IMAGE [1, 2, 3, 3]
     src = L.label_video(image, label_nc=3, instances="labels")
-    assert src.input_nc == 4 and torch.equal(src.get(0)[:3].argmax(0), torch.from_numpy(ids[0]).long())
-    assert src.get(0)[3].sum() > 0
+    f = src.tensor()[0]
+    assert src.input_nc == 4 and torch.equal(f[:3].argmax(0), torch.from_numpy(ids[0]).long())
+    assert torch.equal(f[3].bool(), torch.from_numpy(L.instance_boundary(ids[0])))
+    assert f[3].sum() > 0
+
+
+def test_label_folder_streams_as_the_same_frames_as_an_image_batch(tmp_path):
+    """Streaming equals eager: the folder of id PNGs and the same ids as an in-memory IMAGE batch give identical
+    frames; frames(start=k) equals the full stream from k; only={...} yields just those frames."""
+    ids, inst = _cityscapes_clip(tmp_path, T=5)
+    from_files = L.label_video(tmp_path, label_set_name="cityscapes", instances="labels")
+    from_batch = L.label_video(_ids_image(ids), label_set_name="cityscapes", instances="labels")
+    from_arrays = L.label_video(ids, label_set_name="cityscapes", instances="labels")
+    assert (len(from_files), from_files.size, from_files.input_nc) == (5, (24, 32), 36)
+    full = list(from_files.frames())
+    _same_frames(full, list(from_batch.frames()))
+    _same_frames(full, list(from_arrays.frames()))
+    assert torch.equal(from_files.tensor(), torch.stack([f.tensor for f in full]))
+    for k in (1, 3, 4):
+        _same_frames(list(from_files.frames(start=k)), full[k:])
+        _same_frames(list(from_batch.frames(start=k)), full[k:])
+    _same_frames(list(from_files.frames(1, 3)), full[1:3])
+    assert torch.equal(from_files.tensor(2, 4), torch.stack([full[2].tensor, full[3].tensor]))
+    only = list(from_files.frames(only={4, 0, 2}))
+    _same_frames(only, [full[0], full[2], full[4]])
+    _same_frames(list(from_batch.frames(only={4, 0, 2})), [full[0], full[2], full[4]])
+    assert [f.index for f in from_files.frames(only={3, 9})] == [3]       # indices past the end are skipped
+    assert list(from_files.frames(only=set())) == []
+    # every stream starts afresh, and the boundary channel here comes from the label map itself
+    _same_frames(list(from_files.frames()), full)
+    assert torch.equal(full[2].tensor[35].bool(), torch.from_numpy(L.instance_boundary(ids[2])))
+    # with the Cityscapes instance files: same from files and from arrays
+    with_inst = L.label_video(tmp_path, label_set_name="cityscapes", instances=True)
+    arrays_inst = L.label_video(ids, label_set_name="cityscapes", instances=inst)
+    _same_frames(list(with_inst.frames()), list(arrays_inst.frames()))
+    _same_frames(list(with_inst.frames(start=2)), list(arrays_inst.frames())[2:])
 
 
 def test_tensors_round_trip():
@@ -176,10 +272,15 @@ def test_label_video_loader_node(tmp_path, monkeypatch):
     assert h1 and h1 == LabelVideoLoader.IS_CHANGED(path="city")
     source, preview = LabelVideoLoader().load("cityscapes_labelIds", 0, True, path="city", remap="vegetation->building")
     assert (source.input_nc, source.label_nc, len(source)) == (36, 35, 3)
-    assert preview.shape == (3, 24, 32, 3)
+    assert preview.shape == (3, 24, 32, 3) and torch.equal(preview, source.preview())
+    assert source.recipe.extractor == "label_maps"
+    frames = list(source.frames())                              # instance boundaries from the instanceIds files
+    assert all(torch.equal(f.tensor[35].bool(), torch.from_numpy(L.instance_boundary(f.instance))) for f in frames)
+    assert frames[0].instance.max() == 26001
     # IMAGE batch input with generic ids
     batch = torch.from_numpy(np.repeat((ids % 5)[..., None], 3, -1) / 255.0).float()
     source, _ = LabelVideoLoader().load("ids", 5, False, images=batch)
     assert (source.input_nc, source.label_nc) == (5, 5)
+    assert np.array_equal(np.stack([f.ids for f in source.frames()]), ids % 5)
     with pytest.raises(ValueError, match="needs an IMAGE input or a path"):
         LabelVideoLoader().load("ids", 5, False)

@@ -12,12 +12,12 @@ import torch
 import nodes as pack_nodes
 from nodes import models
 from nodes.vid2vid_generate import Vid2VidGenerate, run_generate
-from v2v import generate_video
+from v2v import pipeline
 from v2v.model.checkpoint import CheckpointError, save_generator
 from v2v.model.config import GeneratorConfig
-from v2v.generate_video import GenerateError, check_ram, preview_indices, scale_advice
+from v2v.pipeline import GenerateError, check_ram, preview_indices, scale_advice
 from v2v.model.generator import Vid2VidGenerator
-from v2v.sources.base import SourceVideo
+from v2v.sources.base import tensor_source
 from v2v.media.video_io import read_frames
 
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
@@ -41,15 +41,24 @@ def save_model(folder, name="tiny.safetensors", **cfg):
     return save_generator(model, folder / name)
 
 
+class LazyFrames:
+    """Frames made on demand, like a long decoded video: nothing the size of the clip is ever held."""
+
+    def __init__(self, n, nc, h, w):
+        self.n, self.shape = n, (nc, h, w)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return torch.rand(*self.shape, generator=torch.Generator().manual_seed(i)) * 2 - 1
+
+
 def rgb_source(n=5, h=16, w=24, nc=3, kind="sketch", lazy=False):
+    if lazy:
+        return tensor_source(LazyFrames(n, nc, h, w), kind=kind, fps=12.0)
     g = torch.Generator().manual_seed(1)
-    frames = torch.rand(n, nc, h, w, generator=g) * 2 - 1
-    preview = torch.zeros(n, h, w, 3)
-    if lazy:  # frames made on demand, like a long label video
-        return SourceVideo(kind=kind, input_nc=nc, label_nc=0, height=h, width=w, fps=12.0, preview=preview[:1],
-                           getter=lambda i: torch.rand(nc, h, w, generator=torch.Generator().manual_seed(i)) * 2 - 1,
-                           num_frames=n)
-    return SourceVideo(kind=kind, input_nc=nc, label_nc=0, height=h, width=w, fps=12.0, preview=preview, frames=frames)
+    return tensor_source(torch.rand(n, nc, h, w, generator=g) * 2 - 1, kind=kind, fps=12.0)
 
 
 def test_node_is_registered_with_its_contract():
@@ -104,7 +113,7 @@ def _rss_after_frames(model, source, n_frames, tmp_path, name):
         if done > 20:
             samples.append(proc.memory_info().rss)
 
-    generate_video.generate_to_file(model, source, tmp_path / name, max_frames=n_frames, progress=progress,
+    pipeline.generate_to_file(model, source, tmp_path / name, max_frames=n_frames, progress=progress,
                                     preview_frames=4)
     return samples
 
@@ -128,10 +137,7 @@ def test_ram_refusal_names_the_numbers(model_dir, monkeypatch):
         available = 50 * 2**20  # 50 MB
 
     monkeypatch.setattr(psutil, "virtual_memory", lambda: VM)
-    source = rgb_source(3, h=16, w=24)
-    source.num_frames = 10_000  # pretend: 10,000 frames of 2048x1024
-    source.height, source.width = 1024, 2048
-    source.frames, source.getter = None, lambda i: torch.zeros(3, 1024, 2048)
+    source = rgb_source(10_000, h=1024, w=2048, lazy=True)   # 10,000 frames of 2048x1024, never made
     with pytest.raises(GenerateError) as err:
         run_generate(source, "tiny.safetensors", "images", device="cpu")
     msg = str(err.value)
@@ -141,7 +147,6 @@ def test_ram_refusal_names_the_numbers(model_dir, monkeypatch):
 
 @pytest.mark.parametrize("case, message", [
     ("channels", "has 4 channels per frame but the model takes input_nc=3"),
-    ("size", "multiples of 2: crop or resize the input video to e.g. 24x14"),
     ("empty", "the source video is empty (0 frames)"),
     ("start", "start_frame is 9 but the source has 5 frames"),
     ("first_frame", "first_frame is 8x8 but the source frames are 24x16"),
@@ -152,11 +157,9 @@ def test_bad_inputs_give_their_message(model_dir, case, message):
     source, kw = rgb_source(5), {}
     if case == "channels":
         source = rgb_source(5, nc=4)
-    elif case == "size":
-        source = rgb_source(5, h=15, w=25)
     elif case == "empty":
-        source = SourceVideo(kind="sketch", input_nc=3, label_nc=0, height=16, width=24, fps=1.0,
-                             preview=torch.zeros(0, 16, 24, 3), frames=torch.zeros(0, 3, 16, 24))
+        source = rgb_source(5)
+        source.num_frames = 0
     elif case == "start":
         kw["start_frame"] = 9
     elif case == "first_frame":
@@ -170,8 +173,7 @@ def test_bad_inputs_give_their_message(model_dir, case, message):
 
 def test_label_model_hints_how_to_load_the_labels(model_dir):
     save_model(model_dir, "labels.safetensors", input_nc=6, label_nc=5)
-    source = SourceVideo(kind="label", input_nc=5, label_nc=5, height=16, width=16, fps=1.0,
-                         preview=torch.zeros(2, 16, 16, 3), frames=torch.zeros(2, 5, 16, 16))
+    source = tensor_source(torch.zeros(2, 5, 16, 16), kind="label", label_nc=5)
     with pytest.raises(GenerateError, match="label_nc=5 and instance_boundary=on"):
         run_generate(source, "labels.safetensors", "images", device="cpu")
     with pytest.raises(GenerateError, match="feed it a LabelVideoLoader source"):
@@ -227,7 +229,7 @@ def test_progress_is_called_per_frame_and_can_interrupt(model_dir):
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        generate_video.generate_images(model, rgb_source(6), progress=progress)
+        pipeline.generate_images(model, rgb_source(6), progress=progress)
     assert calls == [(1, 6), (2, 6), (3, 6)]
 
 
@@ -239,6 +241,10 @@ def test_a_source_far_from_the_training_size_is_warned_about(model_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="vid2vid"):
         run_generate(rgb_source(2, h=16, w=24), "sized.safetensors", "images", device="cpu")
     assert "source frames are 24x16 (WxH) but this model was trained on 160x120 frames" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vid2vid"):    # resized to its scale: nothing to warn about
+        images = run_generate(rgb_source(2, h=16, w=24), "sized.safetensors", "images", device="cpu", resize="model")[0]
+    assert "trained on" not in caplog.text and images.shape == (2, 114, 170, 3)   # 160x120's area at 3:2
     caplog.clear()
     save_model(model_dir)
     with caplog.at_level(logging.WARNING, logger="vid2vid"):
@@ -253,3 +259,25 @@ def test_scale_advice_only_beyond_the_tolerance():
     far = scale_advice((480, 640), (120, 160))
     assert far and "640x480" in far and "160x120" in far and "resize" in far
     assert scale_advice((48, 64), (120, 160))                           # much smaller warns too
+
+
+def test_odd_sizes_are_padded_and_cropped_back(model_dir):
+    """A size that is not a multiple of the model's is padded (reflect) and the output cropped back to it."""
+    save_model(model_dir)
+    for h, w in ((15, 25), (5, 7), (109, 256)):
+        images = run_generate(rgb_source(3, h=h, w=w), "tiny.safetensors", "images", device="cpu")[0]
+        assert images.shape == (3, h, w, 3) and float(images.std()) > 0
+
+
+def test_shot_cuts_restart_the_history(model_dir):
+    """A listed cut restarts the sampler there: the frames after it equal a fresh run started at the cut, and
+    differ without the cut (the first shot's frames bleed into the second through the warped history)."""
+    save_model(model_dir)
+    source = rgb_source(6)
+    cut = run_generate(source, "tiny.safetensors", "images", device="cpu", shot_cuts="off", cut_frames="3")[0]
+    fresh = run_generate(source, "tiny.safetensors", "images", device="cpu", shot_cuts="off", start_frame=3)[0]
+    plain = run_generate(source, "tiny.safetensors", "images", device="cpu", shot_cuts="off")[0]
+    assert torch.equal(cut[3:], fresh) and torch.equal(cut[:3], plain[:3])
+    assert not torch.equal(plain[3:], fresh)
+    with pytest.raises(ValueError, match="cut frame"):
+        run_generate(source, "tiny.safetensors", "images", device="cpu", cut_frames="3, x")

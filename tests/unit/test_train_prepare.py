@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from _synthetic import moving_scene
-from train.data import ClipDataset, DataConfig, read_dataset_json, validate_dataset
+from train.data import ClipDataset, DataConfig, dataset_defaults, read_dataset_json, validate_dataset
 from train.prepare import PrepareError, prepare
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def video(tmp_path_factory):
 
 
 def _config(root):
-    return DataConfig.from_dict({"root": str(root), **{k: v for k, v in read_dataset_json(root).items() if k != "task"}})
+    return DataConfig.from_dict({"root": str(root), **dataset_defaults(root)})
 
 
 def test_cli_sketch_edges_makes_a_valid_dataset(video, tmp_path):
@@ -134,15 +134,15 @@ def test_val_fraction_splits_one_extraction_in_time_and_jpg_targets(video, tmp_p
 
 
 def test_crop_keeps_a_window_before_downscaling(video, tmp_path):
-    from v2v.sources.base import SourceError, read_video
+    from v2v.media.video_io import open_video
 
     path, _ = video
-    full = read_video(path).rgb
-    window = read_video(path, crop=(16, 8, 40, 32)).rgb
+    full = np.stack(list(open_video(path)))
+    window = np.stack(list(open_video(path, crop=(16, 8, 40, 32))))
     assert window.shape == (6, 32, 40, 3) and np.array_equal(window, full[:, 8:40, 16:56])
-    assert read_video(path, crop=(16, 8, 40, 32), max_side=20).rgb.shape == (6, 16, 20, 3)
-    with pytest.raises(SourceError, match="does not fit .* 64x48"):
-        read_video(path, crop=(40, 0, 40, 32))
+    assert np.stack(list(open_video(path, crop=(16, 8, 40, 32), max_side=20))).shape == (6, 16, 20, 3)
+    with pytest.raises(ValueError, match="does not fit .* 64x48"):
+        open_video(path, crop=(40, 0, 40, 32))
     out = tmp_path / "ds"
     r = subprocess.run([sys.executable, str(REPO / "train" / "prepare.py"), "--task", "sketch", "--sketch-mode",
                         "edges", "--video", str(path), "--out", str(out), "--crop", "16,8,40,32"],

@@ -151,35 +151,69 @@ class FrameSource:
             first = next(self._decode(container), None)
         finally:
             container.close()
+        if self.count is None and first is not None:   # the header does not say: count the packets
+            container = self._open()
+            try:
+                self.count = self._demux_count(container)
+            finally:
+                container.close()
         if first is None:
             raise VideoError(f"{self.path}: video has no decodable frames (empty, truncated or corrupt?)")
         return first
 
-    def _decode(self, container) -> Iterator[np.ndarray]:
+    @staticmethod
+    def _demux_count(container) -> int | None:
+        """Frames of a video whose header does not say, by counting its packets (no decoding: fast)."""
+        import av
+
+        try:
+            n = sum(1 for packet in container.demux(video=0) if packet.size)
+        except av.error.FFmpegError:
+            return None
+        return n or None
+
+    def _decode(self, container, start: int = 0) -> Iterator[np.ndarray]:
+        """Frames from ``start`` on; earlier frames are decoded but never converted to RGB."""
         import av
 
         index = 0
+        container.streams.video[0].thread_type = "AUTO"     # frame threads: decoding is the CLI's other big cost
         try:
             for frame in container.decode(video=0):
-                yield frame.to_ndarray(format="rgb24")
+                if index >= start:
+                    yield frame.to_ndarray(format="rgb24")
                 index += 1
         except av.error.FFmpegError as e:
             raise VideoError(f"{self.path}: cannot decode frame {index} ({e})") from None
 
     # ---- iteration ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[np.ndarray]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int = 0) -> Iterator[np.ndarray]:
+        """Frames ``start, start + 1, ...`` (a folder reads only those files; a video decodes from its start)."""
         if self.kind == "video":
-            yield from self._iter_video()
+            yield from self._iter_video(start)
             return
-        for path in self._files:
+        for path in self._files[start:]:
             frame = read_image(path)
             self._check_size(frame, str(path))
             yield frame
 
-    def _iter_video(self) -> Iterator[np.ndarray]:
+    def read(self, index: int) -> np.ndarray:
+        """One frame: a file of a folder directly; a video decodes up to it (use iteration for many)."""
+        if self.kind != "video":
+            frame = read_image(self._files[index])
+            self._check_size(frame, str(self._files[index]))
+            return frame
+        for frame in self._iter_video(index):
+            return frame
+        raise VideoError(f"{self.path} has no frame {index}")
+
+    def _iter_video(self, start: int = 0) -> Iterator[np.ndarray]:
         container = self._open()
         try:
-            for index, frame in enumerate(self._decode(container)):
+            for index, frame in enumerate(self._decode(container, start), start=start):
                 self._check_size(frame, f"{self.path} frame {index}")
                 yield frame
         finally:
@@ -195,6 +229,160 @@ class FrameSource:
 def read_frames(path: str | os.PathLike) -> FrameSource:
     """Open a folder of images, an image or a video file; frames are read lazily when iterated."""
     return FrameSource(path)
+
+
+class ArrayFrames:
+    """Frames already in memory (a ComfyUI IMAGE batch ``[N, H, W, C]`` in 0..1, or uint8 ``[N, H, W, 3]``),
+    with FrameSource's interface.  Each frame is converted to uint8 only when it is read, so nothing the
+    size of the batch is allocated again."""
+
+    kind = "array"
+
+    def __init__(self, batch, fps: float | None = None) -> None:
+        if hasattr(batch, "detach"):
+            batch = batch.detach().cpu()
+        if batch.ndim == 3:
+            batch = batch[None]
+        if batch.ndim != 4 or batch.shape[-1] not in (1, 3, 4):
+            raise VideoError(f"an image batch must be [N, H, W, C] with C in 1, 3, 4; got shape {tuple(batch.shape)}")
+        if len(batch) == 0:
+            raise VideoError("the image batch is empty (0 frames)")
+        self.batch, self.fps, self.count = batch, fps, int(batch.shape[0])
+        self.size = (int(batch.shape[2]), int(batch.shape[1]))
+        self.path = None
+
+    def frame_name(self, index: int) -> str:
+        return f"frame {index}"
+
+    def __len__(self) -> int:
+        return self.count
+
+    def read(self, index: int) -> np.ndarray:
+        f = np.asarray(self.batch[index])
+        if f.dtype != np.uint8:
+            f = np.clip(np.rint(f.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+        if f.shape[-1] == 1:
+            f = np.repeat(f, 3, axis=-1)
+        return np.ascontiguousarray(f[..., :3])
+
+    def iter_from(self, start: int = 0) -> Iterator[np.ndarray]:
+        for i in range(start, self.count):
+            yield self.read(i)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.iter_from(0)
+
+
+class Video:
+    """A video's RGB uint8 frames, decoded lazily with edits applied to each frame as it is decoded: a frame
+    range (``start``, ``stride``, ``max_frames``), a ``crop=(x, y, width, height)`` window, then a resize
+    (``size=(h, w)`` exactly, or ``max_side`` to shrink so the longer side is at most that).
+
+    The base is a file, folder or image path (:class:`FrameSource`), or an in-memory batch
+    (:class:`ArrayFrames`).  Iterating decodes again from the start and keeps no frame, so memory does not
+    grow with the video's length; :meth:`edit` returns a new view with other edits (the same base).
+    ``fps`` is the base's frame rate divided by the stride (``fps=`` overrides; None when unknown).
+    """
+
+    def __init__(self, base: FrameSource | ArrayFrames, *, fps: float | None = None, start: int = 0,
+                 stride: int = 1, max_frames: int | None = None, crop: tuple[int, int, int, int] | None = None,
+                 max_side: int | None = None, size: tuple[int, int] | None = None) -> None:
+        from .resize import crop_frame, shrink_to
+
+        self.base = base
+        self.edits = dict(fps=fps, start=int(start), stride=max(1, int(stride)), max_frames=max_frames, crop=crop,
+                          max_side=max_side, size=None if size is None else (int(size[0]), int(size[1])))
+        total = base.count
+        if total is None:
+            raise VideoError(f"{base.path}: cannot tell how many frames this video has")
+        if start < 0 or start >= total:
+            raise VideoError(f"{self.describe()}: start frame {start} is past its last frame ({total - 1})")
+        n = len(range(start, total, self.edits["stride"]))
+        self.count = n if not max_frames or max_frames <= 0 else min(n, int(max_frames))
+        w, h = base.size
+        if crop is not None:
+            crop_frame(np.zeros((h, w), np.uint8), crop, what=self.describe())   # refuse a bad window now
+            w, h = int(crop[2]), int(crop[3])
+        if size is not None:
+            h, w = self.edits["size"]
+        elif max_side:
+            h, w = shrink_to((h, w), int(max_side))
+        self.height, self.width = h, w
+        rate = fps or base.fps
+        self.fps = None if not rate else float(rate) / (1 if fps else self.edits["stride"])
+
+    @property
+    def path(self) -> Path | None:
+        return self.base.path
+
+    def describe(self) -> str:
+        return str(self.base.path) if self.base.path is not None else "the image batch"
+
+    def edit(self, **changes) -> "Video":
+        """The same base with some edits replaced, e.g. ``video.edit(size=(192, 256))``."""
+        return Video(self.base, **{**self.edits, **changes})
+
+    def __len__(self) -> int:
+        return self.count
+
+    def frame_name(self, i: int) -> str:
+        """How messages name frame ``i`` of this view: the file, or ``video.mp4#k`` (k: the base's index)."""
+        return self.base.frame_name(self.edits["start"] + i * self.edits["stride"])
+
+    def _apply(self, frame: np.ndarray) -> np.ndarray:
+        from .resize import crop_frame, resize_image
+
+        if self.edits["crop"] is not None:
+            frame = crop_frame(frame, self.edits["crop"], what=self.describe())
+        return resize_image(frame, (self.height, self.width))
+
+    def frames(self, start: int = 0, stop: int | None = None, only: set[int] | None = None
+               ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(i, frame)`` for frames ``start .. stop - 1`` of this view; with ``only``, just those indices
+        (the others are decoded but not converted or edited)."""
+        stop = self.count if stop is None else min(int(stop), self.count)
+        first, stride = self.edits["start"], self.edits["stride"]
+        want = range(start, stop)
+        if only is not None:
+            picks = sorted(i for i in only if start <= i < stop)
+            if not picks:
+                return
+            if self.base.kind != "video":                    # random access: read just those
+                for i in picks:
+                    yield i, self._apply(self.base.read(first + i * stride))
+                return
+            want = picks
+        wanted = iter(want)
+        nxt = next(wanted, None)
+        if nxt is None:
+            return
+        base_index = first + nxt * stride
+        for k, frame in enumerate(self.base.iter_from(base_index), start=base_index):
+            if (k - first) % stride:
+                continue
+            i = (k - first) // stride
+            if i == nxt:
+                yield i, self._apply(frame)
+                nxt = next(wanted, None)
+                if nxt is None:
+                    return
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _, frame in self.frames():
+            yield frame
+
+    def __repr__(self) -> str:
+        return f"Video({self.describe()!r}, frames={self.count}, size={self.width}x{self.height}, fps={self.fps})"
+
+
+def open_video(video, **edits) -> Video:
+    """A :class:`Video` view of a path (file, folder of images, image), an IMAGE/uint8 batch, or a Video
+    (``edits`` replace its own)."""
+    if isinstance(video, Video):
+        return video.edit(**edits) if edits else video
+    if isinstance(video, (str, os.PathLike)):
+        return Video(read_frames(video), **edits)
+    return Video(ArrayFrames(video), **edits)
 
 
 def frame_grid(rows: Sequence[Sequence[np.ndarray]], columns: int) -> np.ndarray:

@@ -102,8 +102,26 @@ def save_generator(
     metadata = build_metadata(cfg, extra_metadata)
     # contiguous CPU copies; clone() so no two entries share storage (safetensors refuses shared tensors)
     tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in model.state_dict().items()}
+    return _write_atomic(Path(path), tensors, metadata)
 
+
+def update_metadata(path: str | os.PathLike, extra_metadata: dict[str, str]) -> Path:
+    """Rewrite a generator file with ``extra_metadata`` added (or replaced), its weights and config untouched;
+    atomically, like :func:`save_generator`.  Used to record a source recipe in a model trained before them."""
     path = Path(path)
+    metadata = read_metadata(path)
+    cfg = _config_from_metadata(path, metadata)
+    kept = {k: v for k, v in metadata.items() if k not in RESERVED_KEYS}
+    new = build_metadata(cfg, {**kept, **extra_metadata})
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as e:  # safetensors raises its own error type for bad data
+        raise CheckpointError(f"{path} is corrupt: {e}") from None
+    return _write_atomic(path, tensors, new)
+
+
+def _write_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """safetensors file written under a temporary name in the same folder, fsynced, renamed over ``path``."""
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -219,11 +237,13 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return dict(read_header(path).get("__metadata__") or {})
 
 
-def training_frame_size(path: str | os.PathLike) -> tuple[int, int] | None:
-    """The (H, W) frame size the trainer recorded in ``path`` (``v2v.train`` metadata), or None (a model from
-    elsewhere or before the record existed; a damaged record counts as none: it is advice, not a contract)."""
+def training_frame_size(path_or_metadata: str | os.PathLike | dict[str, str]) -> tuple[int, int] | None:
+    """The (H, W) frame size the trainer recorded (``v2v.train`` metadata of a file, or of a metadata dict such
+    as a loaded model's ``file_metadata``), or None (a model from elsewhere or before the record existed; a
+    damaged record counts as none: it is advice, not a contract)."""
+    metadata = path_or_metadata if isinstance(path_or_metadata, dict) else read_metadata(path_or_metadata)
     try:
-        size = json.loads(read_metadata(path).get("v2v.train", "{}")).get("frame_size")
+        size = json.loads(metadata.get("v2v.train", "{}")).get("frame_size")
         h, w = (int(v) for v in size)
     except (ValueError, TypeError, AttributeError):
         return None
@@ -292,7 +312,8 @@ def _check_tensors(path: Path, header: dict[str, Any], model: torch.nn.Module) -
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the generator from ``path`` alone and return it on ``device`` in eval mode.
+    """Rebuild the generator from ``path`` alone and return it on ``device`` in eval mode, with the file's
+    metadata as ``model.file_metadata`` (training record, source recipe).
 
     Validates in this order, each with a CheckpointError naming the file: safetensors
     header (never unpickles), vid2vid metadata and format version, config, tensor
@@ -313,4 +334,5 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: the weights do not match the config: {e}") from None
+    model.file_metadata = dict(header.get("__metadata__") or {})   # what the file says beyond its config
     return model.to(device).eval()

@@ -3,16 +3,18 @@
 The core package needs only numpy, torch and OpenCV.  dlib (face landmarks), scikit-learn
 (pseudo-labels) and mediapipe (pose, selfie masks) are extras.  mediapipe 0.10.21 (the last
 release that bundles its models) pins numpy<2 and pulls a second OpenCV, so it usually lives in
-its own virtual environment; :func:`mediapipe_python` finds it there and :mod:`v2v.sources.pose` runs it
-in a subprocess.
+its own virtual environment; :func:`mediapipe_python` finds it there and :class:`MediapipeSession` keeps
+one worker process of it (:mod:`v2v.sources._mediapipe_worker`) running for a stream of frames.
 """
 from __future__ import annotations
 
+import collections
 import importlib
 import importlib.util
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,26 +115,143 @@ def has_mediapipe() -> bool:
         return False
 
 
+WORKER = Path(__file__).with_name("_mediapipe_worker.py")
+
+
+class MediapipeSession:
+    """One mediapipe task (``"pose"`` or ``"selfie"``, options as in :func:`run_mediapipe`) with its
+    model kept loaded, for any number of :meth:`run` calls (each image is independent).
+
+    In this interpreter when mediapipe imports here (``pid`` is None), else in one worker process of
+    :func:`mediapipe_python` (``pid``) spoken to over pipes in the frames of
+    :func:`v2v.sources._mediapipe_worker.serve`.  A dead or garbled worker raises RuntimeError with
+    its stderr tail and ends the session.  Use ``with`` or :meth:`close`; one thread at a time.
+    """
+
+    def __init__(self, task: str, **kw):
+        from . import _mediapipe_worker as w
+
+        self.task, self.options = task, w.check_options(task, kw)
+        self.python = mediapipe_python()
+        self.pid: int | None = None
+        self._w, self._solution, self._proc, self._broken = w, None, None, None
+        self._tail: collections.deque[str] = collections.deque(maxlen=8)
+        if self.python == sys.executable:
+            self._solution = w.Solution(task, **kw)
+            return
+        import numpy as np
+
+        bad = {k: v for k, v in kw.items() if not isinstance(v, (bool, int, float, str, np.generic))}
+        if bad:
+            raise TypeError(f"mediapipe options must be scalars, got {bad!r}")
+        self._proc = subprocess.Popen([self.python, str(WORKER), "serve", task], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      env={**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"})
+        self.pid = self._proc.pid
+        # read stderr all along: a worker blocked on a full stderr pipe would never answer
+        self._drain = threading.Thread(target=self._read_stderr, args=(self._proc.stderr,), daemon=True,
+                                       name=f"mediapipe-{task}-stderr")
+        self._drain.start()
+        try:
+            self._request({f"kw_{k}": np.asarray(v) for k, v in kw.items()})
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, images) -> dict:
+        """Results for ``images`` (uint8 RGB ``[H, W, 3]`` each) as :func:`run_mediapipe` returns them."""
+        import numpy as np
+
+        images = [self._w.check_image(i, im) for i, im in enumerate(images)]
+        if self._solution is not None:
+            return self._solution.process(images)
+        return self._request({"n": np.asarray(len(images)), **{f"img_{i}": im for i, im in enumerate(images)}})
+
+    def _read_stderr(self, pipe) -> None:
+        for line in iter(pipe.readline, b""):
+            self._tail.append(line.decode("utf-8", "replace").rstrip())
+
+    def _error(self, what: str) -> RuntimeError:
+        tail = "\n".join(self._tail)
+        return RuntimeError(f"mediapipe worker ({self.python}, task {self.task!r}) {what}"
+                            + (f"; its last stderr lines:\n{tail}" if tail else ""))
+
+    def _request(self, arrays: dict) -> dict:
+        if self._broken:
+            raise RuntimeError(self._broken)
+        proc = self._proc
+        if proc is None:
+            raise RuntimeError(f"mediapipe session (task {self.task!r}) is closed")
+        what = None
+        try:
+            self._w.write_frame(proc.stdin, arrays)
+            data = self._w.read_frame(proc.stdout)
+            reply = None if data is None else self._w.unpack(data)
+        except OSError:           # a closed pipe: the worker is gone
+            reply = None
+        except Exception as exc:  # noqa: BLE001 (not a frame, or no npz inside)
+            reply, what = None, f"answered garbage ({type(exc).__name__}: {exc})"
+        if reply is None:
+            if what is None:  # end of stream: give it a moment to exit by itself and say how
+                try:
+                    proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+            self._kill()
+            err = self._error(what or f"died (exit code {proc.returncode})")
+            self._broken = f"{err} (the session is over)"
+            raise err
+        if self._w.ERROR_KEY in reply:
+            raise self._error(f"failed: {reply[self._w.ERROR_KEY].item()}")
+        return reply
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        self._drain.join(timeout=2)  # the tail of what it wrote before it went
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the session: an empty frame and end of stdin let the worker exit; killed after ``timeout`` s."""
+        if self._solution is not None:
+            self._solution.close()
+            self._solution = None
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            proc.stdin.write(self._w.HEADER.pack(0))
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill()
+
+    def __enter__(self) -> "MediapipeSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close(timeout=1.0)
+        except Exception:  # noqa: BLE001 (best effort at garbage collection / shutdown)
+            pass
+
+
 def run_mediapipe(task: str, images: list, **kw) -> dict:
-    """Run a :mod:`v2v.sources._mediapipe_worker` task here, or in the mediapipe interpreter's subprocess."""
-    import tempfile
-
-    import numpy as np
-
-    python = mediapipe_python()
-    if python == sys.executable:
-        from . import _mediapipe_worker
-        return _mediapipe_worker.run(task, images, **kw)
-    worker = Path(__file__).with_name("_mediapipe_worker.py")
-    with tempfile.TemporaryDirectory(prefix="v2v-mp-") as tmp:
-        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
-        payload = {f"img_{i}": np.ascontiguousarray(im, dtype=np.uint8) for i, im in enumerate(images)}
-        payload.update({f"kw_{k}": np.asarray(v) for k, v in kw.items()})
-        np.savez(src, n=np.asarray(len(images)), **payload)
-        proc = subprocess.run([python, str(worker), task, str(src), str(dst)], capture_output=True, text=True,
-                              env={**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"})
-        if proc.returncode != 0:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-            raise RuntimeError(f"mediapipe ({python}) failed on task {task!r}:\n{tail}")
-        with np.load(dst, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+    """Results of one mediapipe ``task`` on ``images``: one :class:`MediapipeSession`, one run, closed."""
+    with MediapipeSession(task, **kw) as session:
+        return session.run(images)

@@ -23,7 +23,10 @@ import cv2
 import numpy as np
 import torch
 
-from .base import SourceError, SourceVideo, list_images, progress_iter
+from ..media.resize import resize_ids
+from ..media.video_io import list_images
+from .base import SourceError, SourceFrame, SourceVideo, mark_cuts
+from .recipe import SourceRecipe
 
 # ---------------------------------------------------------------------------------------------
 # Label tables
@@ -312,16 +315,81 @@ def _label_files(folder: Path, kind: str) -> tuple[list[Path], list[Path] | None
     return files, inst
 
 
+class _LabelItems:
+    """The per-frame inputs of a label video: files, arrays, or a (lossless) label video, read one at a time."""
+
+    def __init__(self, labels, max_frames: int | None) -> None:
+        self.video = None
+        if isinstance(labels, (str, os.PathLike)) and Path(labels).is_file():   # a losslessly coded label video
+            from .base import video_input
+
+            self.video = video_input(labels, max_frames=max_frames)
+            self.items, self.names = list(range(len(self.video))), [self.video.frame_name(i) for i in range(len(self.video))]
+        elif isinstance(labels, (list, tuple)):
+            self.items = list(labels)
+            self.names = [Path(p).name if isinstance(p, (str, os.PathLike)) else f"#{i}" for i, p in enumerate(labels)]
+        else:
+            arr = labels.detach().cpu() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+            self.items, self.names = arr, [f"#{i}" for i in range(len(arr))]   # rows read on demand
+        if max_frames:
+            self.items, self.names = self.items[:max_frames], self.names[:max_frames]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def raw(self, i: int) -> np.ndarray:
+        if self.video is not None:
+            return next(self.video.frames(only={i}))[1]
+        item = self.items[i]
+        if isinstance(item, (str, os.PathLike)):
+            return item
+        a = item.numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
+        if a.ndim == 3 and a.dtype.kind == "f":           # an IMAGE frame: ids are round(R * 255)
+            a = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+        return a
+
+    def frames(self, start: int, stop: int, only=None):
+        """``(i, raw)`` in order (a label video decodes sequentially)."""
+        if self.video is not None and only is None:
+            yield from self.video.frames(start, stop)
+            return
+        for i in (sorted(only) if only is not None else range(start, stop)):
+            if start <= i < stop:
+                yield i, self.raw(i)
+
+
+def _ids_of(item, mode: str, name: str, palette: np.ndarray, unknown: int | None) -> np.ndarray:
+    """One frame's id map ``[H, W]`` int32 from a file or an array (``ids``: the value; ``color``: the palette)."""
+    if mode == "ids":
+        if isinstance(item, (str, os.PathLike)):
+            ids = read_id_png(item)
+        else:
+            ids = np.asarray(item)
+            ids = (ids[..., 0] if ids.ndim == 3 else ids).astype(np.int32)
+        return ids
+    if mode == "color":
+        if isinstance(item, (str, os.PathLike)):
+            bgr = cv2.imread(str(item), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise SourceError(f"frame {name}: cannot decode {item}")
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        else:
+            rgb = np.asarray(item)[..., :3].astype(np.uint8)
+        return colors_to_ids(rgb, palette, unknown=unknown, frame=f"frame {name}")
+    raise ValueError(f"mode must be 'ids' or 'color', got {mode!r}")
+
+
 def label_video(labels, *, label_nc: int | None = None, label_set_name: str | int | LabelSet | None = None,
                 mode: str = "ids", palette: np.ndarray | None = None, unknown: int | None = None,
                 instances=None, remap: Mapping | None = None, fps: float = 30.0,
                 max_frames: int | None = None, size: tuple[int, int] | None = None,
                 progress: Callable[[int, int], None] | None = None) -> SourceVideo:
-    """Build a label :class:`SourceVideo`.
+    """A lazy label :class:`SourceVideo`: each frame is read, checked and one-hot encoded when it is streamed.
 
     Parameters:
-        labels: a folder of id/color PNGs, a list of files, an int array ``[T, H, W]`` of ids, or a
-            uint8/float RGB array ``[T, H, W, 3]`` (IMAGE batch: ``mode="ids"`` reads ``round(R*255)``).
+        labels: a folder of id/color PNGs, a list of files, an int array ``[T, H, W]`` of ids, a uint8/float
+            RGB array ``[T, H, W, 3]`` (IMAGE batch: ``mode="ids"`` reads ``round(R*255)``), or a losslessly
+            coded label video file.
         label_nc: number of one-hot channels (default: the label set's).
         label_set_name: ``"cityscapes"`` (labelIds, 35), ``"cityscapes_train"`` (trainIds, 19, 255
             ignored) or an int; sets names, preview colors and ignored ids.
@@ -332,6 +400,9 @@ def label_video(labels, *, label_nc: int | None = None, label_set_name: str | in
             takes the boundaries of the label map itself (when no instance maps exist).
         remap: ``{src: dst}`` applied to ids before encoding (names allowed with a label set).
         size: ``(width, height)`` to resize to (nearest neighbour; labels are never interpolated).
+
+    The first frame is read and checked now (its size fixes the video's); an id out of range or a frame of
+    another size further on stops the stream with a :class:`SourceError` naming the frame.
     """
     lset = label_set(label_set_name if label_set_name is not None else (label_nc or "cityscapes"))
     label_nc = int(label_nc or lset.label_nc)
@@ -339,121 +410,68 @@ def label_video(labels, *, label_nc: int | None = None, label_set_name: str | in
         lset = generic_label_set(label_nc, lset.ignore_ids)
     pal = np.asarray(palette if palette is not None else lset.palette(), dtype=np.uint8)
 
-    names: list[str]
     inst_items = None
-    if isinstance(labels, (str, os.PathLike)):
+    if isinstance(labels, (str, os.PathLike)) and not Path(labels).is_file():
         folder = Path(labels)
         if not folder.is_dir():
-            raise SourceError(f"{folder} is not a folder of label images")
+            raise SourceError(f"{folder} is not a folder of label images or a label video")
         files, found_inst = _label_files(folder, lset.name)
         if not files:
             raise SourceError(f"{folder} holds no label images")
-        items, names = files, [p.name for p in files]
+        labels = files
         if instances is True:
             if not found_inst:
                 raise SourceError(f"{folder} has no *instanceIds.png files for the boundary channel")
-            inst_items = found_inst
-    elif isinstance(labels, (list, tuple)):
-        items, names = list(labels), [Path(p).name if isinstance(p, (str, os.PathLike)) else f"frame {i}"
-                                      for i, p in enumerate(labels)]
-    else:
-        arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-        if arr.ndim == 4 and arr.dtype != np.uint8 and arr.dtype.kind == "f":
-            arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)  # IMAGE batch
-        items, names = list(arr), [f"frame {i}" for i in range(len(arr))]
-    if max_frames:
-        items, names = items[:max_frames], names[:max_frames]
-    if not items:
+            inst_items = _LabelItems(found_inst, max_frames)
+    items = _LabelItems(labels, max_frames)
+    if len(items) == 0:
         raise SourceError("no label frames given (empty sequence)")
-
     from_labels = isinstance(instances, str) and instances == "labels"
     if instances is not None and instances is not True and not from_labels:
-        if isinstance(instances, (str, os.PathLike)):
-            inst_items = list_images(instances)
-        else:
-            inst_items = list(instances.detach().cpu().numpy() if isinstance(instances, torch.Tensor) else instances)
-    if inst_items is not None:
-        inst_items = inst_items[: len(items)]
-        if len(inst_items) != len(items):
-            raise SourceError(f"{len(items)} label frames but {len(inst_items)} instance maps")
+        inst_items = _LabelItems(list_images(instances) if isinstance(instances, (str, os.PathLike)) else instances,
+                                 max_frames)
+    if inst_items is not None and len(inst_items) != len(items):
+        raise SourceError(f"{len(items)} label frames but {len(inst_items)} instance maps")
+    pairs = {lset.id_of(k): lset.id_of(v) for k, v in remap.items()} if remap else None
+    has_boundary = from_labels or inst_items is not None
 
-    ids_all, bnd_all = [], []
-    shape0 = None
-    for i in progress_iter(range(len(items)), progress):
-        item, name = items[i], names[i]
-        if mode == "ids":
-            if isinstance(item, (str, os.PathLike)):
-                ids = read_id_png(item)
-            else:
-                ids = np.asarray(item)
-                if ids.ndim == 3:
-                    ids = ids[..., 0]
-                ids = ids.astype(np.int32)
-        elif mode == "color":
-            if isinstance(item, (str, os.PathLike)):
-                bgr = cv2.imread(str(item), cv2.IMREAD_COLOR)
-                if bgr is None:
-                    raise SourceError(f"frame {name}: cannot decode {item}")
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            else:
-                rgb = np.asarray(item)[..., :3].astype(np.uint8)
-            ids = colors_to_ids(rgb, pal, unknown=unknown, frame=f"frame {name}")
-        else:
-            raise ValueError(f"mode must be 'ids' or 'color', got {mode!r}")
-        if shape0 is None:
-            shape0 = ids.shape
-        elif ids.shape != shape0:
-            raise SourceError(f"frame {name} is {ids.shape[1]}x{ids.shape[0]}, but frame {names[0]} is "
+    def frame(i: int, raw) -> SourceFrame:
+        name = items.names[i]
+        ids = _ids_of(raw, mode, name, pal, unknown)
+        if ids.shape != shape0:
+            raise SourceError(f"frame {name} is {ids.shape[1]}x{ids.shape[0]}, but frame {items.names[0]} is "
                               f"{shape0[1]}x{shape0[0]}: all label frames must have one size")
-        if remap:
-            ids = remap_labels(ids, remap, label_set=lset)
-        check_ids(ids, label_nc, ignore_ids=lset.ignore_ids, frame=f"frame {name}")
-        bnd = None
-        if from_labels:  # no instance maps: every connected segment of the label map is one instance
-            bnd = instance_boundary(ids if size is None else
-                                    cv2.resize(ids.astype(np.float32), size, interpolation=cv2.INTER_NEAREST))
+        if pairs:
+            ids = remap_labels(ids, pairs)
+        check_ids(ids, label_nc, ignore_ids=lset.ignore_ids, frame=f"frame {name} (index {i})")
+        inst = None
+        if from_labels:     # no instance maps: every connected segment of the label map is one instance
+            inst = ids
         elif inst_items is not None:
-            it = inst_items[i]
-            inst = read_id_png(it) if isinstance(it, (str, os.PathLike)) else np.asarray(it)
-            if inst.ndim == 3:
-                inst = inst[..., 0]
+            inst = _ids_of(inst_items.raw(i), "ids", inst_items.names[i], pal, None)
             if inst.shape != ids.shape:
                 raise SourceError(f"frame {name}: instance map is {inst.shape[1]}x{inst.shape[0]}, "
                                   f"label map is {ids.shape[1]}x{ids.shape[0]}")
-            if size is not None:
-                inst = cv2.resize(inst.astype(np.int32).astype(np.float32), size, interpolation=cv2.INTER_NEAREST)
-            bnd = instance_boundary(inst)
         if size is not None:
-            ids = cv2.resize(ids.astype(np.float32), size, interpolation=cv2.INTER_NEAREST).astype(np.int32)
-        ids_all.append(ids.astype(np.int16 if label_nc < 32000 and max(lset.ignore_ids, default=0) < 32000 else np.int32))
-        bnd_all.append(bnd)
-    return make_label_source(np.stack(ids_all), label_nc,
-                             None if bnd_all[0] is None else np.stack(bnd_all),
-                             palette=pal, ignore_ids=lset.ignore_ids, fps=fps, names=names,
-                             report={"label_set": lset.name, "frames": len(ids_all), "mode": mode,
-                                     "remap": {str(k): str(v) for k, v in (remap or {}).items()}},
-                             label_names=list(lset.names))
+            ids = resize_ids(ids, (size[1], size[0]))
+            inst = None if inst is None else resize_ids(inst, (size[1], size[0]))
+        boundary = instance_boundary(inst) if inst is not None else None
+        return SourceFrame(i, encode_frame(ids, label_nc, boundary, ignore_ids=lset.ignore_ids,
+                                           frame=f"frame {name}"),
+                           render_labels(ids, pal, boundary), ids=ids, instance=inst)
 
+    def stream(start, stop, shots, only):
+        out = (frame(i, raw) for i, raw in items.frames(start, stop, only))
+        return out if only is not None else mark_cuts(out, start, shots)
 
-def make_label_source(ids: np.ndarray, label_nc: int, boundary: np.ndarray | None = None, *,
-                      palette: np.ndarray | None = None, ignore_ids: Sequence[int] = (), fps: float = 30.0,
-                      names: Sequence[str] | None = None, report: dict | None = None,
-                      label_names: Sequence[str] | None = None) -> SourceVideo:
-    """Wrap checked id maps ``[T, H, W]`` (+ boundaries ``[T, H, W]`` bool) as a lazy label source."""
-    T, H, W = ids.shape
-    names = list(names or [f"frame {i}" for i in range(T)])
-    pal = palette if palette is not None else generic_label_set(label_nc).palette()
-    for t in range(T):
-        check_ids(ids[t], label_nc, ignore_ids=ignore_ids, frame=f"frame {names[t]}")
-    preview = np.stack([render_labels(ids[t], pal, None if boundary is None else boundary[t]) for t in range(T)])
-
-    def getter(i: int) -> torch.Tensor:
-        return encode_frame(ids[i], label_nc, None if boundary is None else boundary[i],
-                            ignore_ids=ignore_ids, frame=f"frame {names[i]}")
-
-    return SourceVideo(kind="label", input_nc=label_nc + (boundary is not None), label_nc=label_nc,
-                       height=H, width=W, fps=float(fps),
-                       preview=torch.from_numpy(preview).float().div_(255.0),
-                       getter=getter, num_frames=T, report=dict(report or {}),
-                       extra={"ids": ids, "boundary": boundary, "label_names": list(label_names or []),
-                              "palette": np.asarray(pal)})
+    shape0 = _ids_of(items.raw(0), mode, items.names[0], pal, unknown).shape
+    first = frame(0, items.raw(0))           # fail now on a bad first frame
+    H, W = first.ids.shape
+    fps = items.video.fps if items.video is not None and items.video.fps else fps
+    recipe = SourceRecipe("label_maps", {"label_set": lset.name, "label_nc": label_nc, "mode": mode,
+                                         "boundary": has_boundary})
+    return SourceVideo(kind="label", input_nc=label_nc + has_boundary, label_nc=label_nc, height=H, width=W,
+                       fps=fps, num_frames=len(items), stream=stream, recipe=recipe,
+                       report={"label_set": lset.name, "frames": len(items), "mode": mode,
+                               "remap": {str(k): str(v) for k, v in (remap or {}).items()}},
+                       extra={"label_names": list(lset.names), "palette": pal, "ignore_ids": lset.ignore_ids})

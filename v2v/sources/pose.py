@@ -1,4 +1,4 @@
-"""Pose source videos: OpenPose-18 keypoints -> OpenPose-colored skeleton images.
+"""Pose source videos, streamed: OpenPose-18 keypoints -> OpenPose-colored skeleton images.
 
 Keypoints come from mediapipe 0.10.21 (optional extra, BlazePose 33 landmarks mapped onto the
 OpenPose/COCO-18 body layout), or from any tool through POSE_KEYPOINT (comfyui_controlnet_aux's
@@ -9,23 +9,30 @@ Coordinates inside this module follow POSE_KEYPOINT: x, y normalized to [0, 1] o
 confidence c in [0, 1]; a missing joint has c = 0.
 
 People too small for the detector (street scenes) are found by cropping moving regions (MOG2
-blobs) first, running the detector on each upscaled crop and mapping the keypoints back.
+blobs) first, running the detector on each upscaled crop and mapping the keypoints back.  Detection
+runs frame by frame in one persistent mediapipe worker per stream; smoothing keeps one filter per joint
+of each tracked person and restarts at every cut.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
 import torch
 
 from . import extras
-from .base import SourceError, SourceVideo, as_frames, mask_boxes, mog2_masks, natural_key, progress_iter
+from ..media.video_io import natural_key
+from ..media.tensors import uint8_to_model
+from .base import (NO_SHOTS, MovingRegions, SourceError, SourceFrame, SourceVideo, decoded_frames, mask_boxes,
+                   video_input)
+from .recipe import SourceRecipe
 
 BODY_NAMES = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
               "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear")
@@ -275,22 +282,28 @@ class OneEuro:
         return self.x.copy()
 
 
-def smooth_poses(frames: Sequence[PoseFrame], *, fps: float = 30.0, min_cutoff: float = 1.0, beta: float = 0.3,
-                 min_conf: float = 0.3, max_jump: float = 0.15) -> list[PoseFrame]:
-    """Temporal smoothing of body keypoints with per-joint one-euro filters.
+class PoseSmoother:
+    """Temporal smoothing of body keypoints, one frame at a time, with per-joint one-euro filters.
 
-    People are tracked across frames by matching body centers (closest pairs first, at most
-    ``max_jump`` of the canvas diagonal apart).  Joints below ``min_conf`` pass through unsmoothed
-    and reset their filter (so a reappearing joint does not drift in from its old place).
-    Speeds are measured in canvas heights per second.
+    People are tracked across frames by matching body centers (closest pairs first, at most ``max_jump``
+    of the canvas diagonal apart).  Joints below ``min_conf`` pass through unsmoothed and reset their
+    filter (so a reappearing joint does not drift in from its old place).  Speeds are measured in canvas
+    heights per second.  :meth:`reset` forgets every track (a new shot).
     """
-    tracks: dict[int, tuple[np.ndarray, list[OneEuro | None]]] = {}
-    next_id = 0
-    out = []
-    for f in frames:
+
+    def __init__(self, fps: float = 30.0, *, min_cutoff: float = 1.0, beta: float = 0.3, min_conf: float = 0.3,
+                 max_jump: float = 0.15) -> None:
+        self.fps, self.min_cutoff, self.beta, self.min_conf, self.max_jump = fps, min_cutoff, beta, min_conf, max_jump
+        self.reset()
+
+    def reset(self) -> None:
+        self.tracks: dict[int, tuple[np.ndarray, list[OneEuro | None]]] = {}
+        self.next_id = 0
+
+    def __call__(self, f: PoseFrame) -> PoseFrame:
         aspect = f.width / max(f.height, 1)
         centers = [p.center() for p in f.people]
-        ids = list(tracks)
+        ids = list(self.tracks)
         assigned: dict[int, int] = {}
         if ids and f.people:
             cost = np.full((len(f.people), len(ids)), 1e6)
@@ -298,9 +311,9 @@ def smooth_poses(frames: Sequence[PoseFrame], *, fps: float = 30.0, min_cutoff: 
                 if c is None:
                     continue
                 for j, tid in enumerate(ids):
-                    d = (c - tracks[tid][0]) * (aspect, 1.0)
+                    d = (c - self.tracks[tid][0]) * (aspect, 1.0)
                     dist = float(np.hypot(*d)) / math.hypot(aspect, 1.0)
-                    if dist <= max_jump:
+                    if dist <= self.max_jump:
                         cost[i, j] = dist
             for flat in np.argsort(cost, axis=None):  # greedy: closest pairs first
                 r, c = divmod(int(flat), len(ids))
@@ -313,24 +326,29 @@ def smooth_poses(frames: Sequence[PoseFrame], *, fps: float = 30.0, min_cutoff: 
         for i, p in enumerate(f.people):
             tid = assigned.get(i)
             if tid is None:
-                tid, next_id = next_id, next_id + 1
+                tid, self.next_id = self.next_id, self.next_id + 1
                 filters = [None] * len(p.body)
             else:
-                filters = tracks[tid][1]
+                filters = self.tracks[tid][1]
             body = p.body.copy()
             for j in range(len(body)):
-                if body[j, 2] < min_conf:
+                if body[j, 2] < self.min_conf:
                     filters[j] = None
                     continue
                 if filters[j] is None:
-                    filters[j] = OneEuro(fps, min_cutoff, beta)
+                    filters[j] = OneEuro(self.fps, self.min_cutoff, self.beta)
                 body[j, :2] = filters[j](body[j, :2] * (aspect, 1.0)) / (aspect, 1.0)
             c = Person(body, p.hand_left, p.hand_right, p.face).center()
             new_tracks[tid] = (c if c is not None else np.array([0.5, 0.5], np.float32), filters)
             people.append(replace(p, body=body))
-        tracks = new_tracks
-        out.append(PoseFrame(f.width, f.height, people))
-    return out
+        self.tracks = new_tracks
+        return PoseFrame(f.width, f.height, people)
+
+
+def smooth_poses(frames: Iterable[PoseFrame], *, fps: float = 30.0, **kw) -> list[PoseFrame]:
+    """:class:`PoseSmoother` over a sequence of frames (one track set)."""
+    smoother = PoseSmoother(fps, **kw)
+    return [smoother(f) for f in frames]
 
 
 # --- detection with mediapipe ---------------------------------------------------------------------
@@ -378,23 +396,20 @@ def merge_split_boxes(boxes: list[tuple[int, int, int, int]], gap: float = 0.35)
     return boxes
 
 
-def person_crops(masks: np.ndarray, *, min_area_frac: float = 0.001, pad: float = 0.25,
-                 min_aspect: float = 0.6) -> list[list[tuple[int, int, int, int]]]:
-    """Per frame, padded boxes around the moving blobs (vertically split blobs merged), widened to
+def person_crops(mask: np.ndarray, *, min_area_frac: float = 0.001, pad: float = 0.25,
+                 min_aspect: float = 0.6) -> list[tuple[int, int, int, int]]:
+    """Padded boxes around the moving blobs of one frame's mask (vertically split blobs merged), widened to
     ``width >= min_aspect * height``."""
-    T, H, W = masks.shape
-    out = []
-    for m in masks:
-        boxes = []
-        for x0, y0, x1, y1 in merge_split_boxes(mask_boxes(m, min_area=max(4, int(min_area_frac * H * W)))):
-            w, h = x1 - x0, y1 - y0
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            h2 = h * (1 + 2 * pad)
-            w2 = max(w * (1 + 2 * pad), min_aspect * h2)
-            boxes.append((int(max(0, cx - w2 / 2)), int(max(0, cy - h2 / 2)),
-                          int(min(W, cx + w2 / 2)), int(min(H, cy + h2 / 2))))
-        out.append(boxes)
-    return out
+    H, W = mask.shape
+    boxes = []
+    for x0, y0, x1, y1 in merge_split_boxes(mask_boxes(mask, min_area=max(4, int(min_area_frac * H * W)))):
+        w, h = x1 - x0, y1 - y0
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        h2 = h * (1 + 2 * pad)
+        w2 = max(w * (1 + 2 * pad), min_aspect * h2)
+        boxes.append((int(max(0, cx - w2 / 2)), int(max(0, cy - h2 / 2)),
+                      int(min(W, cx + w2 / 2)), int(min(H, cy + h2 / 2))))
+    return boxes
 
 
 def _box_iou(a, b) -> float:
@@ -413,129 +428,202 @@ def _kp_box(body: np.ndarray, min_conf: float):
     return (*xy.min(0), *xy.max(0))
 
 
-def detect_poses(video, *, crops: str = "auto", crop_side: int = 256, min_conf: float = 0.5,
-                 min_area_frac: float = 0.001, min_crop_fill: float = 0.4, upright_crops: bool = True,
-                 full_side: int = 640, fps: float = 30.0,
-                 max_frames: int | None = None, max_side: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> tuple[list[PoseFrame], dict]:
-    """Body keypoints per frame with mediapipe (one person per image).
+class PoseDetector:
+    """Body keypoints of one frame with mediapipe (one person per image), run in a persistent worker.
 
-    ``crops``: ``"full"`` runs the detector on whole frames (one person), ``"moving"`` on upscaled
-    crops around MOG2 blobs (several small people), ``"auto"`` both, keeping the better of
-    overlapping skeletons.  Skeletons whose mean joint visibility is below ``min_conf`` are dropped,
-    and so are skeletons in a crop whose keypoints span less than ``min_crop_fill`` of its height
-    (the detector's false positives on small clutter) and, with ``upright_crops``, skeletons in a
-    crop whose neck lies below the hips (flipped detections of partly hidden walkers; turn it off
-    for footage of people upside down).
-    Returns the frames and a report (frames without a person, crops tried and crops with a pose).
+    ``crops``: ``"full"`` runs the detector on whole frames (one person), ``"moving"`` on upscaled crops
+    around the blobs of a :class:`v2v.sources.base.MovingRegions` model fitted to the video (several small
+    people), ``"auto"`` both, keeping the better of overlapping skeletons.  Skeletons whose mean joint
+    visibility is below ``min_conf`` are dropped, and so are skeletons in a crop whose keypoints span less
+    than ``min_crop_fill`` of its height (the detector's false positives on small clutter) and, with
+    ``upright_crops``, skeletons in a crop whose neck lies below the hips (flipped detections of partly
+    hidden walkers; turn it off for footage of people upside down).  ``counts`` adds up frames, people,
+    crops tried and crops with a pose.
     """
-    if crops not in ("auto", "full", "moving"):
-        raise ValueError(f"crops must be 'auto', 'full' or 'moving', got {crops!r}")
-    extras.mediapipe_python()  # fail early with the install command
-    fr = as_frames(video, fps=fps, max_frames=max_frames, max_side=max_side)
-    T, H, W = fr.rgb.shape[:3]
-    jobs: list[tuple[int, tuple[float, float, float, float], str]] = []
-    images = []
-    if crops in ("auto", "full"):
-        s = min(1.0, full_side / max(H, W))
-        for t in range(T):
-            img = fr.rgb[t] if s == 1.0 else cv2.resize(fr.rgb[t], (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA)
-            images.append(img)
-            jobs.append((t, (0.0, 0.0, float(W), float(H)), "full"))
-    n_crops = 0
-    if crops in ("auto", "moving"):
-        for t, boxes in enumerate(person_crops(mog2_masks(fr.rgb), min_area_frac=min_area_frac)):
-            for (x0, y0, x1, y1) in boxes:
-                crop = fr.rgb[t, y0:y1, x0:x1]
-                s = crop_side / max(crop.shape[:2])
+
+    def __init__(self, video, *, crops: str = "auto", crop_side: int = 256, min_conf: float = 0.5,
+                 min_area_frac: float = 0.001, min_crop_fill: float = 0.4, upright_crops: bool = True,
+                 full_side: int = 640, progress=None) -> None:
+        if crops not in ("auto", "full", "moving"):
+            raise ValueError(f"crops must be 'auto', 'full' or 'moving', got {crops!r}")
+        extras.mediapipe_python()  # fail early with the install command
+        self.crops, self.crop_side, self.min_conf, self.min_area_frac = crops, crop_side, min_conf, min_area_frac
+        self.min_crop_fill, self.upright_crops, self.full_side = min_crop_fill, upright_crops, full_side
+        self.regions = MovingRegions().fit(video_input(video), progress) if crops in ("auto", "moving") else None
+        self.counts: dict[str, int] = {}
+
+    def open(self) -> "extras.MediapipeSession":
+        """Start a stream: counts from zero, the moving-region model as fitted, and the mediapipe worker."""
+        self.counts = {"frames": 0, "frames_without_person": 0, "people_total": 0, "crops": 0, "crops_with_pose": 0}
+        if self.regions is not None:
+            self.regions.fresh()
+        return extras.MediapipeSession("pose")
+
+    def __call__(self, rgb: np.ndarray, session) -> PoseFrame:
+        H, W = rgb.shape[:2]
+        jobs: list[tuple[tuple[float, float, float, float], str]] = []
+        images = []
+        if self.crops in ("auto", "full"):
+            s = min(1.0, self.full_side / max(H, W))
+            images.append(rgb if s == 1.0 else cv2.resize(rgb, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA))
+            jobs.append(((0.0, 0.0, float(W), float(H)), "full"))
+        if self.regions is not None:
+            for (x0, y0, x1, y1) in person_crops(self.regions.mask(rgb), min_area_frac=self.min_area_frac):
+                crop = rgb[y0:y1, x0:x1]
+                s = self.crop_side / max(crop.shape[:2])
                 images.append(cv2.resize(crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))),
                                          interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA))
-                jobs.append((t, (float(x0), float(y0), float(x1), float(y1)), "crop"))
-                n_crops += 1
-    landmarks = extras.run_mediapipe("pose", images)["landmarks"] if images else np.zeros((0, 33, 4))
-    per_frame: list[list[tuple[float, np.ndarray]]] = [[] for _ in range(T)]
-    crops_hit = 0
-    for (t, box, kind), lm in zip(jobs, landmarks):
-        if not np.isfinite(lm).all():
-            continue
-        body = blazepose_to_openpose(lm, box, W, H)
-        score = float(body[body[:, 2] > 0, 2].mean()) if (body[:, 2] > 0).any() else 0.0
-        if score < min_conf:
-            continue
-        if kind == "crop":  # a crop is cut around one moving blob: its person fills much of it
-            ok = body[:, 2] > 0.1
-            span = (body[ok, 1].max() - body[ok, 1].min()) * H if ok.sum() >= 2 else 0.0
-            if span < min_crop_fill * (box[3] - box[1]):
+                jobs.append(((float(x0), float(y0), float(x1), float(y1)), "crop"))
+                self.counts["crops"] += 1
+        landmarks = session.run(images)["landmarks"] if images else np.zeros((0, 33, 4))
+        found: list[tuple[float, np.ndarray]] = []
+        for (box, kind), lm in zip(jobs, landmarks):
+            if not np.isfinite(lm).all():
                 continue
-            hips = body[[8, 11]]
-            if upright_crops and body[1, 2] > 0.1 and (hips[:, 2] > 0.1).all() and body[1, 1] > hips[:, 1].mean():
-                continue  # neck below the hips: the detector flipped a partly hidden person
-        crops_hit += kind == "crop"
-        per_frame[t].append((score, body))
-    frames = []
-    for t in progress_iter(range(T), progress):
+            body = blazepose_to_openpose(lm, box, W, H)
+            score = float(body[body[:, 2] > 0, 2].mean()) if (body[:, 2] > 0).any() else 0.0
+            if score < self.min_conf:
+                continue
+            if kind == "crop":  # a crop is cut around one moving blob: its person fills much of it
+                ok = body[:, 2] > 0.1
+                span = (body[ok, 1].max() - body[ok, 1].min()) * H if ok.sum() >= 2 else 0.0
+                if span < self.min_crop_fill * (box[3] - box[1]):
+                    continue
+                hips = body[[8, 11]]
+                if self.upright_crops and body[1, 2] > 0.1 and (hips[:, 2] > 0.1).all() and body[1, 1] > hips[:, 1].mean():
+                    continue  # neck below the hips: the detector flipped a partly hidden person
+                self.counts["crops_with_pose"] += 1
+            found.append((score, body))
         kept: list[tuple[float, np.ndarray]] = []
-        for score, body in sorted(per_frame[t], key=lambda x: -x[0]):  # greedy de-duplication
+        for score, body in sorted(found, key=lambda x: -x[0]):  # greedy de-duplication
             b = _kp_box(body, 0.1)
             if b is None:
                 continue
             if any(_box_iou(b, _kp_box(k[1], 0.1)) > 0.4 for k in kept):
                 continue
             kept.append((score, body))
-        frames.append(PoseFrame(W, H, [Person(body) for _, body in kept]))
-    empty = sum(1 for f in frames if not f.people)
-    report = {"frames": T, "frames_without_person": empty, "people_total": sum(len(f.people) for f in frames),
-              "detection_rate": round(1 - empty / T, 4), "crops": n_crops, "crops_with_pose": crops_hit,
-              "crop_hit_rate": round(crops_hit / n_crops, 4) if n_crops else None, "mode": crops, "fps": fr.fps}
-    return frames, report
+        self.counts["frames"] += 1
+        self.counts["frames_without_person"] += not kept
+        self.counts["people_total"] += len(kept)
+        return PoseFrame(W, H, [Person(body) for _, body in kept])
+
+    def report(self) -> dict:
+        c = self.counts
+        return {**c, "detection_rate": round(1 - c["frames_without_person"] / c["frames"], 4) if c["frames"] else None,
+                "crop_hit_rate": round(c["crops_with_pose"] / c["crops"], 4) if c["crops"] else None,
+                "mode": self.crops}
+
+
+def detect_poses(video, *, fps: float = 30.0, max_frames: int | None = None, max_side: int | None = None,
+                 progress: Callable[[int, int], None] | None = None, **options) -> tuple[list[PoseFrame], dict]:
+    """Keypoints of every frame (compact: a few hundred bytes a frame; frames are streamed, not kept) and
+    the detector's report.  ``options`` go to :class:`PoseDetector`."""
+    video = video_input(video, fps=fps, max_frames=max_frames, max_side=max_side)
+    detector = PoseDetector(video, **options)
+    frames = []
+    with detector.open() as session:
+        for i, (_, rgb) in enumerate(video.frames()):
+            frames.append(detector(rgb, session))
+            if progress is not None:
+                progress(i + 1, len(video))
+    return frames, {**detector.report(), "fps": video.fps}
 
 
 # --- the source -----------------------------------------------------------------------------------
+
+def _keypoint_frames(keypoints, width, height, max_frames) -> list[PoseFrame]:
+    if isinstance(keypoints, (str, os.PathLike)):
+        frames = read_openpose_json(keypoints, width=width, height=height)
+    elif len(keypoints) and isinstance(keypoints[0], PoseFrame):
+        frames = list(keypoints)
+    else:
+        frames = from_pose_keypoint(keypoints, width=width, height=height)
+    if max_frames:
+        frames = frames[:max_frames]
+    if not frames:
+        raise SourceError("no pose frames given (empty keypoint list)")
+    return frames
+
 
 def pose_video(video=None, *, keypoints=None, width: int | None = None, height: int | None = None,
                smooth: bool = True, crops: str = "auto", fps: float = 30.0, max_frames: int | None = None,
                max_side: int | None = None, min_conf: float = 0.1,
                progress: Callable[[int, int], None] | None = None) -> SourceVideo:
-    """A pose :class:`SourceVideo`: rendered skeletons ``[T, 3, H, W]`` in [-1, 1].
+    """A lazy pose :class:`SourceVideo`: each frame's keypoints, smoothed over its shot, rendered as a skeleton
+    ``[3, H, W]`` in [-1, 1] when it is streamed.
 
     Keypoints come from ``keypoints`` (POSE_KEYPOINT list, :class:`PoseFrame` list, or a folder of
-    OpenPose JSON files) when given (no mediapipe needed), else from ``video`` with mediapipe.
-    The frame size is ``width``/``height``, else the video's, else the keypoints' canvas.
-    ``extra["pose_keypoint"]`` holds the (smoothed) keypoints in POSE_KEYPOINT form.
+    OpenPose JSON files) when given (no mediapipe needed), else from ``video`` with mediapipe, frame by
+    frame.  The frame size is ``width``/``height``, else the video's, else the keypoints' canvas.  Each
+    :class:`SourceFrame` carries its (smoothed) :class:`PoseFrame` as ``detail``; :class:`PoseKeypoints`
+    collects them as POSE_KEYPOINT.
     """
-    report: dict = {}
+    given = None
+    vid = None
     if keypoints is not None:
-        if isinstance(keypoints, (str, os.PathLike)):
-            frames = read_openpose_json(keypoints, width=width, height=height)
-        elif len(keypoints) and isinstance(keypoints[0], PoseFrame):
-            frames = list(keypoints)
-        else:
-            frames = from_pose_keypoint(keypoints, width=width, height=height)
-        if max_frames:
-            frames = frames[:max_frames]
-        if not frames:
-            raise SourceError("no pose frames given (empty keypoint list)")
+        given = _keypoint_frames(keypoints, width, height, max_frames)
         if video is not None and (width is None or height is None):
-            fr = as_frames(video, fps=fps, max_frames=1, max_side=max_side)
-            height, width = fr.rgb.shape[1:3]
-            fps = fr.fps
-        empty = sum(1 for f in frames if not f.people)
-        report = {"frames": len(frames), "frames_without_person": empty,
-                  "people_total": sum(len(f.people) for f in frames), "source": "keypoints"}
+            vid = video_input(video, fps=fps, max_frames=1, max_side=max_side)
+            height, width, fps = vid.height, vid.width, vid.fps
+        W, H, T = int(width or given[0].width), int(height or given[0].height), len(given)
+        detector = None
     else:
         if video is None:
             raise ValueError("give a video (to detect poses with mediapipe) or keypoints")
-        frames, report = detect_poses(video, crops=crops, fps=fps, max_frames=max_frames, max_side=max_side)
-        report["source"] = "mediapipe"
-        fps = report["fps"]
-    if smooth:
-        frames = smooth_poses(frames, fps=fps)
-    W = int(width or frames[0].width)
-    H = int(height or frames[0].height)
-    rendered = np.stack([render_pose(f, W, H, min_conf=min_conf) for f in progress_iter(frames, progress)])
-    preview = torch.from_numpy(rendered).float().div_(255.0)
-    tensor = (preview * 2.0 - 1.0).permute(0, 3, 1, 2).contiguous()
-    report["smoothed"] = bool(smooth)
-    return SourceVideo(kind="pose", input_nc=3, label_nc=0, height=H, width=W, fps=float(fps),
-                       preview=preview, frames=tensor, report=report,
-                       extra={"pose_keypoint": to_pose_keypoint([replace(f, width=W, height=H) for f in frames])})
+        vid = video_input(video, fps=fps, max_frames=max_frames, max_side=max_side)
+        detector = PoseDetector(vid, crops=crops, progress=progress)
+        W, H, T, fps = int(width or vid.width), int(height or vid.height), len(vid), vid.fps
+
+    def render(i: int, pose: PoseFrame, cut: bool) -> SourceFrame:
+        rgb = render_pose(pose, W, H, min_conf=min_conf)
+        return SourceFrame(i, uint8_to_model(rgb), rgb, cut=cut, detail=replace(pose, width=W, height=H))
+
+    def stream(start, stop, shots, only):
+        smoother = PoseSmoother(fps) if smooth else None
+        if detector is None:     # keypoints given: cuts are found on the unsmoothed renderings
+            is_cut = (shots or NO_SHOTS).marker()
+            for i in (sorted(only) if only is not None else range(start, stop)):
+                if not start <= i < stop:
+                    continue
+                pose = given[i]
+                cut = only is None and is_cut(i, render_pose(pose, W, H, min_conf=min_conf)) and i != start
+                if smoother is not None and (cut or only is not None):
+                    smoother.reset()
+                yield render(i, smoother(pose) if smoother else pose, cut)
+            return
+        with detector.open() as session:
+            for i, rgb, cut in decoded_frames(vid, start, stop, shots, only):
+                if smoother is not None and (cut or only is not None):
+                    smoother.reset()
+                pose = detector(rgb, session)
+                yield render(i, smoother(pose) if smoother else pose, cut)
+        if only is None:
+            source.report.update(detector.report())
+
+    # keypoints from elsewhere (DWPose, OpenPose) are drawn alike: the same recipe, but nothing to re-extract
+    recipe = SourceRecipe("pose", {"crops": crops, "smooth": bool(smooth), "min_conf": min_conf})
+    source = SourceVideo(kind="pose", input_nc=3, label_nc=0, height=H, width=W, fps=fps, num_frames=T, stream=stream,
+                         recipe=recipe, video=vid if detector is not None else None,
+                         rebuild=recipe.build if detector is not None else None,
+                         report={"frames": T, "smoothed": bool(smooth),
+                                 "source": "keypoints" if detector is None else "mediapipe"})
+    return source
+
+
+class PoseKeypoints(Sequence):
+    """POSE_KEYPOINT of a pose source (comfyui_controlnet_aux's format: a list of per-frame dicts), computed
+    the first time it is read by streaming the source (keypoints only are kept: compact)."""
+
+    def __init__(self, source: SourceVideo) -> None:
+        self.source, self._frames = source, None
+
+    def _all(self) -> list[dict]:
+        if self._frames is None:
+            self._frames = to_pose_keypoint([f.detail for f in self.source.frames()])
+        return self._frames
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i):
+        return self._all()[i]

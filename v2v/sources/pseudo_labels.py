@@ -1,18 +1,22 @@
-"""Pseudo-label videos for users without a segmenter: a real video becomes a label video.
+"""Pseudo-label videos for users without a segmenter: a real video becomes a label video, streamed.
 
 * Stuff: k-means on per-pixel features (CIELab color + vertical position).  The centers are
   fitted ONCE on frames sampled across the clip and then frozen, so a class id means the same
   thing in every frame (ids are ordered top-to-bottom, then dark-to-bright, so a re-fit gives
-  the same numbering).  A per-class mode filter removes speckle.
-* Foreground ("person") class, id ``k``: moving regions from MOG2 background subtraction,
-  and/or mediapipe's selfie person mask when that extra is installed; connected components
-  become instances (the boundary channel).
-* Stability is measured, not assumed: the share of pixels whose label changes between
-  consecutive frames after aligning them with DIS optical flow (occlusions masked by a
+  the same numbering).  A model records its centers in its recipe, so any other video gets the
+  ids it was trained on.  A per-class mode filter removes speckle.
+* Foreground ("person") class, id ``k``: moving regions from MOG2 background subtraction
+  (:class:`v2v.sources.base.MovingRegions`, fitted to the video up front in two passes that keep no
+  frames), and/or mediapipe's selfie person mask when that extra is installed.  Each blob is a person
+  instance, tracked from frame to frame by overlap (:class:`PersonTracker`), so a walker keeps one
+  instance id along the shot: the instance map is the class id on stuff, ``1000 + track`` on people.
+* Stability is measured, not assumed (:func:`label_flip_share`): the share of pixels whose label changes
+  between consecutive frames after aligning them with DIS optical flow (occlusions masked by a
   photometric check); the unaligned share is reported beside it.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,8 +24,13 @@ import cv2
 import numpy as np
 
 from . import extras
-from .labels import generic_label_set, instance_boundary, make_label_source
-from .base import SourceVideo, as_frames, mog2_masks, progress_iter, resize_frames
+from ..media.resize import resize_ids, resize_image, shrink_to
+from .base import MovingRegions, SourceFrame, SourceVideo, decoded_frames, video_input
+from .labels import encode_frame, generic_label_set, instance_boundary, render_labels
+from .recipe import SourceRecipe
+
+PERSON_ID_BASE = 1000        # instance ids of people: 1000 + track (16-bit PNG: tracks wrap at 60000)
+MAX_TRACKS = 60000
 
 
 @dataclass
@@ -48,11 +57,13 @@ class PseudoLabeler:
         rows = np.broadcast_to((np.arange(H, dtype=np.float32) / max(H - 1, 1))[:, None, None], (H, W, 1))
         return np.concatenate([lab, rows * self.position_weight], axis=-1).reshape(-1, 4)
 
-    def fit(self, rgb: np.ndarray) -> "PseudoLabeler":
-        """Fit the centers on ``fit_frames`` frames sampled evenly over ``[T, H, W, 3]``."""
+    def fit(self, video) -> "PseudoLabeler":
+        """Fit the centers on ``fit_frames`` frames sampled evenly over a video (a path, a batch ``[T, H, W, 3]``
+        or a :class:`v2v.media.video_io.Video`; only those frames are decoded and kept)."""
         KMeans = extras.require_sklearn_kmeans()
-        idx = np.unique(np.linspace(0, len(rgb) - 1, min(self.fit_frames, len(rgb))).round().astype(int))
-        small = resize_frames(rgb[idx], max_side=self.fit_side) if max(rgb.shape[1:3]) > self.fit_side else rgb[idx]
+        video = video_input(video)
+        idx = np.unique(np.linspace(0, len(video) - 1, min(self.fit_frames, len(video))).round().astype(int))
+        small = [resize_image(f, shrink_to(f.shape[:2], self.fit_side)) for _, f in video.frames(only=set(idx.tolist()))]
         feats = np.concatenate([self.features(f) for f in small])
         rng = np.random.default_rng(self.seed)
         if len(feats) > self.samples:
@@ -78,112 +89,188 @@ class PseudoLabeler:
         return ids
 
 
-def person_masks(rgb: np.ndarray, method: str = "mog2", *, min_area_frac: float = 0.0005,
-                 selfie_threshold: float = 0.5) -> np.ndarray:
-    """Foreground masks ``[T, H, W]`` bool: ``"mog2"``, ``"selfie"`` (mediapipe), ``"both"`` (union)
-    or ``"none"``; blobs smaller than ``min_area_frac`` of the frame are dropped."""
-    T, H, W = rgb.shape[:3]
-    if method == "none":
-        return np.zeros((T, H, W), dtype=bool)
-    masks = np.zeros((T, H, W), dtype=bool)
-    if method in ("mog2", "both"):
-        masks |= mog2_masks(rgb) > 0
-    if method in ("selfie", "both"):
-        res = extras.run_mediapipe("selfie", list(rgb))
-        masks |= np.stack([cv2.resize(res[f"mask_{t}"], (W, H)) > selfie_threshold for t in range(T)])
-    if method not in ("mog2", "selfie", "both"):
-        raise ValueError(f"person mask method must be 'mog2', 'selfie', 'both' or 'none', got {method!r}")
-    min_area = max(1, int(min_area_frac * H * W))
-    for t in range(T):
-        n, lab, stats, _ = cv2.connectedComponentsWithStats(masks[t].astype(np.uint8), connectivity=8)
+class PersonMasks:
+    """Per-frame foreground masks (bool ``[H, W]``): ``"mog2"`` (moving regions fitted to the video),
+    ``"selfie"`` (mediapipe, run in a persistent worker per stream), ``"both"`` (union) or ``"none"``;
+    blobs smaller than ``min_area_frac`` of the frame are dropped."""
+
+    METHODS = ("mog2", "selfie", "both", "none")
+
+    def __init__(self, method: str, video, *, min_area_frac: float = 0.0005, selfie_threshold: float = 0.5,
+                 progress=None) -> None:
+        if method not in self.METHODS:
+            raise ValueError(f"person mask method must be one of {self.METHODS}, got {method!r}")
+        self.method, self.min_area_frac, self.selfie_threshold = method, min_area_frac, selfie_threshold
+        self.regions = MovingRegions().fit(video_input(video), progress) if method in ("mog2", "both") else None
+        if method in ("selfie", "both"):
+            extras.mediapipe_python()      # fail now, with the install command
+
+    def open(self) -> "extras.MediapipeSession | None":
+        """Start a stream: the moving-region model as fitted, and the mediapipe worker (selfie masks) or None."""
+        if self.regions is not None:
+            self.regions.fresh()
+        return extras.MediapipeSession("selfie") if self.method in ("selfie", "both") else None
+
+    def __call__(self, rgb: np.ndarray, session=None) -> np.ndarray:
+        H, W = rgb.shape[:2]
+        mask = np.zeros((H, W), dtype=bool)
+        if self.regions is not None:
+            mask |= self.regions.mask(rgb) > 0
+        if session is not None:
+            mask |= cv2.resize(session.run([rgb])["mask_0"], (W, H)) > self.selfie_threshold
+        min_area = max(1, int(self.min_area_frac * H * W))
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
         small = small[small > 0]
         if len(small):
-            masks[t][np.isin(lab, small)] = False
-    return masks
+            mask[np.isin(lab, small)] = False
+        return mask
 
 
-def label_flip_share(ids: np.ndarray, rgb: np.ndarray, *, max_side: int = 384, photo_thresh: float = 12.0,
-                     preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> dict:
-    """Share of pixels whose label differs from the flow-aligned previous frame's label.
+@dataclass
+class PersonTracker:
+    """Stable ids for the person blobs of a shot: each blob of a frame takes the id of the previous frame's
+    blob it overlaps most (IoU >= ``min_iou``, best pairs first); the others start new tracks."""
 
-    DIS flow from frame t to t-1 (backward flow) warps labels t-1 onto frame t (nearest);
-    pixels leaving the frame or failing the photometric check (|warped grey - grey| >
-    ``photo_thresh``, i.e. occlusions and flow failures) are not counted.
-    Returns ``{"aligned": mean share, "unaligned": mean share without alignment,
-    "per_frame": [...], "valid": mean share of counted pixels}``.
+    min_iou: float = 0.1
+    next_id: int = 0
+    prev: np.ndarray | None = field(default=None, repr=False)   # [H, W] track id + 1 per pixel, 0 = none
+
+    def reset(self) -> None:
+        self.prev = None
+
+    def __call__(self, mask: np.ndarray) -> np.ndarray:
+        """``[H, W]`` bool -> track ids + 1 per pixel (0 = not a person)."""
+        n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        out = np.zeros(mask.shape, dtype=np.int64)
+        if n <= 1:
+            self.prev = out
+            return out
+        assign: dict[int, int] = {}
+        if self.prev is not None and self.prev.shape == comp.shape and self.prev.any():
+            both = (comp > 0) & (self.prev > 0)
+            pairs, inter = np.unique(np.stack([comp[both], self.prev[both]]), axis=1, return_counts=True)
+            area_c = np.bincount(comp.ravel(), minlength=n)
+            tracks, area_t = np.unique(self.prev[self.prev > 0], return_counts=True)
+            area_t = dict(zip(tracks.tolist(), area_t.tolist()))
+            iou = [(inter[j] / (area_c[c] + area_t[t] - inter[j]), int(c), int(t))
+                   for j, (c, t) in enumerate(pairs.T)]
+            taken = set()
+            for score, c, t in sorted(iou, reverse=True):
+                if score >= self.min_iou and c not in assign and t not in taken:
+                    assign[c] = t
+                    taken.add(t)
+        for c in range(1, n):
+            if c not in assign:
+                self.next_id += 1
+                assign[c] = self.next_id
+            out[comp == c] = assign[c]
+        self.prev = out
+        return out
+
+
+def label_flip_share(ids: Iterable[np.ndarray], rgb: Iterable[np.ndarray], *, max_side: int = 384,
+                     photo_thresh: float = 12.0, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> dict:
+    """Share of pixels whose label differs from the flow-aligned previous frame's label, over consecutive
+    pairs of two streams of id maps and their RGB frames (only the previous pair is kept).
+
+    DIS flow from frame t to t-1 (backward flow) warps labels t-1 onto frame t (nearest); pixels leaving
+    the frame or failing the photometric check (|warped grey - grey| > ``photo_thresh``, i.e. occlusions
+    and flow failures) are not counted.  Returns ``{"aligned": mean share, "unaligned": mean share without
+    alignment, "per_frame": [...], "valid": mean share of counted pixels}``.
     """
-    T = len(ids)
-    if T < 2:
-        return {"aligned": 0.0, "unaligned": 0.0, "per_frame": [], "valid": 1.0}
-    H, W = ids.shape[1:]
-    if max(H, W) > max_side:
-        s = max_side / max(H, W)
-        size = (max(1, round(W * s)), max(1, round(H * s)))
-        rgb = resize_frames(rgb, size=size)
-        ids = np.stack([cv2.resize(i.astype(np.float32), size, interpolation=cv2.INTER_NEAREST) for i in ids]).astype(np.int32)
-        H, W = ids.shape[1:]
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb])
     dis = cv2.DISOpticalFlow_create(preset)
-    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
     per, unal, valid_share = [], [], []
-    for t in range(1, T):
-        flow = dis.calc(gray[t], gray[t - 1], None)  # gray[t](x) ~ gray[t-1](x + flow)
-        mx, my = gx + flow[..., 0], gy + flow[..., 1]
-        warped_ids = cv2.remap(ids[t - 1].astype(np.float32), mx, my, cv2.INTER_NEAREST,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=-1).astype(np.int32)
-        warped_gray = cv2.remap(gray[t - 1].astype(np.float32), mx, my, cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
-        valid = (mx >= 0) & (mx <= W - 1) & (my >= 0) & (my <= H - 1)
-        valid &= np.abs(warped_gray - gray[t]) <= photo_thresh
-        per.append(float((warped_ids[valid] != ids[t][valid]).mean()) if valid.any() else 0.0)
-        unal.append(float((ids[t] != ids[t - 1]).mean()))
-        valid_share.append(float(valid.mean()))
+    prev = None
+    for lab, frame in zip(ids, rgb):
+        size = shrink_to(lab.shape[:2], max_side)
+        lab = resize_ids(np.asarray(lab).astype(np.int32), size)
+        gray = cv2.cvtColor(resize_image(frame, size), cv2.COLOR_RGB2GRAY)
+        if prev is not None:
+            p_lab, p_gray = prev
+            H, W = lab.shape
+            gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+            flow = dis.calc(gray, p_gray, None)  # gray(x) ~ p_gray(x + flow)
+            mx, my = gx + flow[..., 0], gy + flow[..., 1]
+            warped_ids = cv2.remap(p_lab.astype(np.float32), mx, my, cv2.INTER_NEAREST,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=-1).astype(np.int32)
+            warped_gray = cv2.remap(p_gray.astype(np.float32), mx, my, cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)
+            valid = (mx >= 0) & (mx <= W - 1) & (my >= 0) & (my <= H - 1)
+            valid &= np.abs(warped_gray - gray) <= photo_thresh
+            per.append(float((warped_ids[valid] != lab[valid]).mean()) if valid.any() else 0.0)
+            unal.append(float((lab != p_lab).mean()))
+            valid_share.append(float(valid.mean()))
+        prev = (lab, gray)
+    if not per:
+        return {"aligned": 0.0, "unaligned": 0.0, "per_frame": [], "valid": 1.0}
     return {"aligned": float(np.mean(per)), "unaligned": float(np.mean(unal)),
             "per_frame": [round(p, 5) for p in per], "valid": float(np.mean(valid_share))}
 
 
 def pseudo_label_video(video, *, k: int = 8, person: str = "mog2", instances: bool = True,
-                       labeler: PseudoLabeler | None = None, fps: float = 30.0, max_frames: int | None = None,
-                       max_side: int | None = None, measure_stability: bool = True,
+                       centers: list | np.ndarray | None = None, position_weight: float = 0.6, blur: int = 5,
+                       mode_filter: int = 7, labeler: PseudoLabeler | None = None, fps: float = 30.0,
+                       max_frames: int | None = None, max_side: int | None = None,
                        progress: Callable[[int, int], None] | None = None) -> SourceVideo:
-    """Turn footage into a label :class:`SourceVideo` with ``label_nc = k + 1`` (the last id is
-    the foreground/person class) and, with ``instances``, a boundary channel from the instance
-    map (stuff: its class; each foreground blob: its own instance).
+    """Footage as a lazy label :class:`SourceVideo` with ``label_nc = k + 1`` (the last id is the person
+    class) and, with ``instances``, a boundary channel drawn from the instance map (stuff: its class; each
+    tracked person: its own instance).
 
-    The report holds ``label_flip_share`` (flow-aligned), ``label_flip_share_unaligned``,
-    ``foreground_share`` and the class pixel shares.
+    ``centers`` (``[k, 4]``, e.g. a model's recorded ones) fix the class ids; otherwise they are fitted to
+    this video (8 frames spread over it).  Up front: the fit and the moving-region model (two passes over
+    the video, no frame kept).  The recipe records every setting and the centers.
     """
-    fr = as_frames(video, fps=fps, max_frames=max_frames, max_side=max_side)
-    rgb = fr.rgb
-    T, H, W = rgb.shape[:3]
-    labeler = labeler or PseudoLabeler(k=k)
+    video = video_input(video, fps=fps, max_frames=max_frames, max_side=max_side)
+    if labeler is None:
+        labeler = PseudoLabeler(k=k, position_weight=position_weight, blur=blur, mode_filter=mode_filter)
+        if centers is not None:
+            labeler.centers = np.asarray(centers, dtype=np.float32).reshape(k, 4)
     if labeler.centers is None:
-        labeler.fit(rgb)
+        labeler.fit(video)
     k = labeler.k
-    fg = person_masks(rgb, person)
-    ids = np.empty((T, H, W), dtype=np.int16)
-    bnd = np.empty((T, H, W), dtype=bool) if instances else None
-    for t in progress_iter(range(T), progress):
-        lab = labeler.predict(rgb[t])
-        lab[fg[t]] = k
-        ids[t] = lab
-        if instances:
-            inst = lab.copy()
-            n, comp = cv2.connectedComponents(fg[t].astype(np.uint8), connectivity=8)
-            inst[fg[t]] = 1000 + comp[fg[t]]
-            bnd[t] = instance_boundary(inst)
-    report = {"label_set": f"pseudo{k}+person", "k": k, "person_masks": person, "frames": T,
-              "foreground_share": round(float(fg.mean()), 5),
-              "class_share": [round(float((ids == c).mean()), 4) for c in range(k + 1)]}
-    if measure_stability:
-        st = label_flip_share(ids, rgb)
-        report.update(label_flip_share=round(st["aligned"], 5), label_flip_share_unaligned=round(st["unaligned"], 5),
-                      label_flip_valid_share=round(st["valid"], 4))
-    names = [f"cluster {c}" for c in range(k)] + ["person"]
+    masks = PersonMasks(person, video, progress=progress)
     pal = generic_label_set(k + 1).palette()
     pal[k] = (220, 20, 60)  # person in Cityscapes' person color
-    src = make_label_source(ids, k + 1, bnd, palette=pal, fps=fr.fps, names=fr.names, report=report,
-                            label_names=names)
-    src.extra["labeler"] = labeler
+
+    def stream(start, stop, shots, only):
+        tracker = PersonTracker()
+        session = masks.open()
+        try:
+            for i, rgb, cut in decoded_frames(video, start, stop, shots, only):
+                if cut or only is not None:
+                    tracker.reset()
+                fg = masks(rgb, session)
+                lab = labeler.predict(rgb)
+                lab[fg] = k
+                inst = lab.astype(np.int64)
+                tracks = tracker(fg)
+                inst[fg] = PERSON_ID_BASE + (tracks[fg] - 1) % MAX_TRACKS
+                boundary = instance_boundary(inst) if instances else None
+                yield SourceFrame(i, encode_frame(lab, k + 1, boundary), render_labels(lab, pal, boundary),
+                                  ids=lab, instance=inst, cut=cut)
+        finally:
+            if session is not None:
+                session.close()
+
+    recipe = SourceRecipe("pseudo_labels", {
+        "k": k, "person": person, "instances": bool(instances), "position_weight": labeler.position_weight,
+        "blur": labeler.blur, "mode_filter": labeler.mode_filter,
+        "centers": [[float(v) for v in row] for row in labeler.centers]})   # exact float32 values
+    names = [f"cluster {c}" for c in range(k)] + ["person"]
+    src = SourceVideo(kind="label", input_nc=k + 1 + bool(instances), label_nc=k + 1, height=video.height,
+                      width=video.width, fps=video.fps, num_frames=len(video), stream=stream, recipe=recipe,
+                      video=video, rebuild=lambda v: recipe.build(v),
+                      report={"label_set": f"pseudo{k}+person", "k": k, "person_masks": person,
+                              "frames": len(video)},
+                      extra={"label_names": names, "palette": pal, "labeler": labeler})
     return src
+
+
+def measure_stability(source: SourceVideo, max_frames: int = 60) -> dict:
+    """:func:`label_flip_share` over the first ``max_frames`` frames of a pseudo-label source (its video
+    decoded again alongside; nothing is stacked)."""
+    stop = min(max_frames, len(source))
+    ids = (f.ids for f in source.frames(0, stop))
+    rgb = (f for _, f in source.video.frames(0, stop))
+    return label_flip_share(ids, rgb)

@@ -1,4 +1,4 @@
-"""Sketch source videos: the paper's face sketch and a general edge sketch.
+"""Sketch source videos, streamed: the paper's face sketch and a general edge sketch.
 
 Face sketch (paper, face task): 68 facial landmarks per frame (dlib's iBUG-68 layout) drawn as
 one polyline per face part, plus Canny edges OUTSIDE the face region (hair, collar, background),
@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from . import extras
-from .base import Frames, SourceVideo, as_frames, progress_iter
+from .base import SourceFrame, SourceVideo, decoded_frames, video_input
+from .recipe import SourceRecipe
 
 # iBUG-68 face parts: (name, landmark indices, closed polygon?)
 FACE_PARTS: tuple[tuple[str, tuple[int, ...], bool], ...] = (
@@ -52,24 +53,30 @@ def auto_canny(gray: np.ndarray, sigma: float = 0.33, blur: int = 3) -> np.ndarr
 
 def edge_sketch(video, *, sigma: float = 0.33, blur: int = 3, fps: float = 30.0, max_frames: int | None = None,
                 max_side: int | None = None, progress: Callable[[int, int], None] | None = None) -> SourceVideo:
-    """General edge sketch of any video: ``[T, 1, H, W]`` 0/1 (white lines on black in the preview)."""
-    fr = as_frames(video, fps=fps, max_frames=max_frames, max_side=max_side)
-    edges = np.stack([auto_canny(f, sigma, blur) for f in progress_iter(fr.rgb, progress)])
-    lines = torch.from_numpy(edges > 0).float()[:, None]
-    T, _, H, W = lines.shape
-    density = float(lines.mean())
-    return SourceVideo(kind="sketch", input_nc=1, label_nc=0, height=H, width=W, fps=fr.fps,
-                       preview=lines.permute(0, 2, 3, 1).repeat(1, 1, 1, 3).contiguous(), frames=lines,
-                       report={"mode": "edges", "frames": T, "edge_density": round(density, 4), "sigma": sigma})
+    """General edge sketch of any video, one frame at a time: ``[1, H, W]`` 0/1 (white lines on black in the
+    preview).  Nothing is computed up front, so ``progress`` is not called."""
+    video = video_input(video, fps=fps, max_frames=max_frames, max_side=max_side)
+
+    def stream(start, stop, shots, only):
+        for i, rgb, cut in decoded_frames(video, start, stop, shots, only):
+            lines = auto_canny(rgb, sigma, blur) > 0
+            yield SourceFrame(i, torch.from_numpy(lines).float()[None], np.repeat(lines[..., None] * np.uint8(255), 3, 2),
+                              cut=cut)
+
+    recipe = SourceRecipe("edge_sketch", {"sigma": sigma, "blur": blur})
+    return SourceVideo(kind="sketch", input_nc=1, label_nc=0, height=video.height, width=video.width, fps=video.fps,
+                       num_frames=len(video), stream=stream, recipe=recipe, video=video, rebuild=recipe.build,
+                       report={"mode": "edges", "frames": len(video), "sigma": sigma})
 
 
 # --- face landmarks -----------------------------------------------------------------------------
 
 class DlibLandmarks:
-    """dlib HOG face detector + 68-point shape predictor.
+    """dlib HOG face detector + 68-point shape predictor, one frame at a time.
 
-    When the detector misses a face on a frame, the previous frame's face box is reused (the
-    shape predictor then refits the landmarks inside it): such frames are counted as ``tracked``.
+    When the detector misses a face on a frame, the previous frame's face box is reused (the shape
+    predictor then refits the landmarks inside it): such frames are ``tracked``.  :meth:`reset` forgets the
+    box (a new shot).
     """
 
     def __init__(self, predictor_path: str | None = None, upsample: int = 1):
@@ -78,29 +85,36 @@ class DlibLandmarks:
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(str(extras.shape_predictor_path(predictor_path)))
         self.upsample = upsample
+        self.prev_box = None
 
-    def __call__(self, frames: np.ndarray, progress=None) -> tuple[np.ndarray, list[str]]:
-        """``[T, H, W, 3]`` RGB uint8 -> landmarks ``[T, 68, 2]`` (NaN where none) and a status per frame
-        (``detected`` / ``tracked`` / ``missing``)."""
-        out = np.full((len(frames), 68, 2), np.nan, dtype=np.float32)
-        status = []
-        prev_box = None
-        for t in progress_iter(range(len(frames)), progress):
-            rgb = np.ascontiguousarray(frames[t])
-            boxes = self.detector(rgb, self.upsample)
-            if len(boxes):
-                box = max(boxes, key=lambda r: r.area())
-                st = "detected"
-            elif prev_box is not None:
-                box, st = prev_box, "tracked"
-            else:
-                status.append("missing")
-                continue
-            shape = self.predictor(rgb, box)
-            out[t] = [(p.x, p.y) for p in shape.parts()]
-            prev_box = box
+    def reset(self) -> None:
+        self.prev_box = None
+
+    def frame(self, rgb: np.ndarray) -> tuple[np.ndarray | None, str]:
+        """RGB uint8 ``[H, W, 3]`` -> landmarks ``[68, 2]`` (None when none) and ``detected`` / ``tracked`` /
+        ``missing``."""
+        rgb = np.ascontiguousarray(rgb)
+        boxes = self.detector(rgb, self.upsample)
+        if len(boxes):
+            box, status = max(boxes, key=lambda r: r.area()), "detected"
+        elif self.prev_box is not None:
+            box, status = self.prev_box, "tracked"
+        else:
+            return None, "missing"
+        shape = self.predictor(rgb, box)
+        self.prev_box = box
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32), status
+
+    def __call__(self, frames) -> tuple[np.ndarray, list[str]]:
+        """Frames (``[T, H, W, 3]`` or any iterable) -> landmarks ``[T, 68, 2]`` (NaN where none) and a status
+        per frame."""
+        self.reset()
+        out, status = [], []
+        for rgb in frames:
+            lm, st = self.frame(rgb)
+            out.append(lm if lm is not None else np.full((68, 2), np.nan, np.float32))
             status.append(st)
-        return out, status
+        return np.stack(out) if out else np.zeros((0, 68, 2), np.float32), status
 
 
 def face_region_mask(landmarks: np.ndarray, shape: tuple[int, int], *, forehead: float = 0.35,
@@ -166,46 +180,68 @@ def face_sketch_frame(rgb: np.ndarray, landmarks: np.ndarray | None, *, canny_ou
 
 def face_sketch(video, *, landmarks: np.ndarray | None = None, detector: str = "dlib",
                 predictor_path: str | None = None, upsample: int = 1, canny_outside: bool = True,
-                distance_transform: bool = True, dist_scale: float | None = None, fps: float = 30.0,
-                max_frames: int | None = None, max_side: int | None = None,
+                distance_transform: bool = True, dist_scale: float | None = None, sigma: float = 0.33,
+                fps: float = 30.0, max_frames: int | None = None, max_side: int | None = None,
                 progress: Callable[[int, int], None] | None = None) -> SourceVideo:
-    """The paper's face sketch source: ``[T, 1 (+9), H, W]``.
+    """The paper's face sketch source, one frame at a time: ``[1 (+9), H, W]``.
 
-    ``landmarks`` (``[T, 68, 2]`` pixels, NaN rows for frames without a face) skip detection.
-    The report counts frames where the detector found the face, where the previous box was reused
-    (``tracked``) and where no landmarks exist (sketch then holds only edges).
+    ``landmarks`` (``[T, 68, 2]`` pixels, NaN rows for frames without a face) skip detection.  The
+    ``report`` counts, after a stream, the frames where the detector found the face, those where the previous
+    box was reused (``tracked``) and those without landmarks (the sketch then holds only edges).  Nothing is
+    computed up front, so ``progress`` is not called (the generation loop reports per frame).
     """
-    fr: Frames = as_frames(video, fps=fps, max_frames=max_frames, max_side=max_side)
-    T, H, W = fr.rgb.shape[:3]
-    if landmarks is None:
-        if detector != "dlib":
-            raise ValueError(f"detector must be 'dlib' (got {detector!r})")
-        lm, status = DlibLandmarks(predictor_path, upsample)(fr.rgb)
+    video = video_input(video, fps=fps, max_frames=max_frames, max_side=max_side)
+    if landmarks is not None:
+        landmarks = np.asarray(landmarks, dtype=np.float32)
+        if landmarks.shape != (len(video), 68, 2):
+            raise ValueError(f"landmarks must be [{len(video)}, 68, 2], got {landmarks.shape}")
+    elif detector != "dlib":
+        raise ValueError(f"detector must be 'dlib' (got {detector!r})")
     else:
-        lm = np.asarray(landmarks, dtype=np.float32)
-        if lm.shape != (T, 68, 2):
-            raise ValueError(f"landmarks must be [{T}, 68, 2], got {lm.shape}")
-        status = ["given" if np.isfinite(l).all() else "missing" for l in lm]
-    chans = np.stack([face_sketch_frame(fr.rgb[t], lm[t] if np.isfinite(lm[t]).all() else None,
-                                        canny_outside=canny_outside, distance_transform=distance_transform,
-                                        dist_scale=dist_scale)
-                      for t in progress_iter(range(T), progress)])
-    frames = torch.from_numpy(chans)
-    preview = render_face_preview(chans)
-    n_det = status.count("detected")
-    report = {"mode": "face", "frames": T, "detected": n_det, "tracked": status.count("tracked"),
-              "missing": status.count("missing"), "detection_rate": round(n_det / T, 4),
-              "landmark_rate": round(1 - status.count("missing") / T, 4), "distance_channels": bool(distance_transform)}
-    return SourceVideo(kind="sketch", input_nc=chans.shape[1], label_nc=0, height=H, width=W, fps=fr.fps,
-                       preview=preview, frames=frames, report=report,
-                       extra={"landmarks": lm, "status": status, "parts": [p[0] for p in FACE_PARTS]})
+        extras.require_dlib()
+        extras.shape_predictor_path(predictor_path)     # fail now, with the install command
+    finders: list[DlibLandmarks] = []          # loaded once (a 100 MB model), on the first stream
+
+    def stream(start, stop, shots, only):
+        counts = {"detected": 0, "tracked": 0, "missing": 0, "given": 0}
+        finder = None
+        if landmarks is None:
+            if not finders:
+                finders.append(DlibLandmarks(predictor_path, upsample))
+            finder = finders[0]
+            finder.reset()
+        for i, rgb, cut in decoded_frames(video, start, stop, shots, only):
+            if finder is None:
+                lm = landmarks[i] if np.isfinite(landmarks[i]).all() else None
+                status = "given" if lm is not None else "missing"
+            else:
+                if cut or only is not None:
+                    finder.reset()
+                lm, status = finder.frame(rgb)
+            counts[status] += 1
+            chans = face_sketch_frame(rgb, lm, canny_outside=canny_outside, distance_transform=distance_transform,
+                                      dist_scale=dist_scale, sigma=sigma)
+            yield SourceFrame(i, torch.from_numpy(chans), render_face_preview(chans), cut=cut)
+        seen = sum(counts.values())
+        if only is None and seen:
+            source.report.update(counts, detection_rate=round(counts["detected"] / seen, 4),
+                                 landmark_rate=round(1 - counts["missing"] / seen, 4))
+
+    recipe = SourceRecipe("face_sketch", {"canny_outside": canny_outside, "distance_transform": distance_transform,
+                                          "dist_scale": dist_scale, "sigma": sigma, "upsample": upsample})
+    source = SourceVideo(kind="sketch", input_nc=1 + (N_PARTS if distance_transform else 0), label_nc=0,
+                         height=video.height, width=video.width, fps=video.fps, num_frames=len(video), stream=stream,
+                         recipe=recipe, video=video, rebuild=None if landmarks is not None else recipe.build,
+                         report={"mode": "face", "frames": len(video), "distance_channels": bool(distance_transform)},
+                         extra={"parts": [p[0] for p in FACE_PARTS]})
+    return source
 
 
-def render_face_preview(chans: np.ndarray) -> torch.Tensor:
-    """Preview: white lines; the distance channels (if any) tint the background blue near the face."""
-    lines = chans[:, 0]
+def render_face_preview(chans: np.ndarray) -> np.ndarray:
+    """Preview (uint8 RGB): white lines; the distance channels (if any) tint the background blue near the face."""
+    lines = chans[0]
     rgb = np.repeat(lines[..., None], 3, axis=-1)
-    if chans.shape[1] > 1:
-        near = 1.0 - chans[:, 1:].min(axis=1)
+    if chans.shape[0] > 1:
+        near = 1.0 - chans[1:].min(axis=0)
         rgb[..., 2] = np.maximum(rgb[..., 2], 0.35 * near)
-    return torch.from_numpy(rgb.astype(np.float32))
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)

@@ -1,0 +1,182 @@
+"""Peak memory of the whole pipeline (decode -> extract -> generate -> encode) over 300 and 3,000 frames, for
+every shipped model, in the CLI and in the node's file mode; frames per second end to end and in the generator.
+
+    python bench/stream_memory.py                          # all tasks, both modes, 300 and 3,000 frames
+    python bench/stream_memory.py --tasks face --lengths 100 400 --modes cli
+    python bench/stream_memory.py --smoke                  # the smallest run (the test suite runs it)
+
+Each run is a separate process whose resident memory (with its children: the mediapipe worker) is sampled
+every 0.1 s; the peak is reported.  The clips are real footage of at least 640x480, looped forward and
+backward (no cut at the loop) to the length: street and body on OpenCV's vtest.avi (768x576), face on
+OpenCV's Megamind.avi (720x528, CG faces).  Every run generates at the model's training size (``--resize
+model`` / the node's ``resize = model``).  The CLI reports its own timings (``--stats``); the node run is timed
+around ``run_generate``.  Results: a markdown table and JSON (``--out``) naming the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.evaluate import run_context, sample_clip, write_report  # noqa: E402
+
+WORK = ROOT / ".cache" / "bench" / "stream_memory"
+MODELS = ROOT / "models" / "vid2vid"
+TASKS = {"street": "vtest.avi", "face": "Megamind.avi", "body": "vtest.avi"}
+
+
+# ---- the looped clips -------------------------------------------------------------------------------------
+def looped_clip(clip: Path, n: int) -> Path:
+    """``clip`` looped forward and backward to ``n`` frames (no cut at the turns), as an mp4 under WORK."""
+    from v2v.media.video_io import VideoWriter, read_frames
+
+    out = WORK / f"{clip.stem}_{n}.mp4"
+    if out.is_file():
+        return out
+    video = read_frames(clip)
+    frames = list(video)                  # this preparation step holds the clip; the measured runs do not
+    order = frames + frames[-2:0:-1]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(out, fps=video.fps or 25.0, crf=20) as writer:
+        for i in range(n):
+            writer.write(order[i % len(order)])
+    return out
+
+
+# ---- measuring a process --------------------------------------------------------------------------------
+def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.1) -> dict:
+    """Run ``cmd``; peak and sampled RSS (MB) of it and its children, wall time, exit status, stderr tail."""
+    import psutil
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err)
+        ps = psutil.Process(proc.pid)
+        peak, samples = 0.0, []
+        while proc.poll() is None:
+            try:
+                tree = [ps] + ps.children(recursive=True)
+                rss = sum(p.memory_info().rss for p in tree) / 2**20
+            except psutil.Error:
+                continue
+            peak = max(peak, rss)
+            samples.append((round(time.perf_counter() - t0, 2), round(rss, 1)))
+            time.sleep(interval)
+        err.seek(0)
+        tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
+    return {"returncode": proc.returncode, "seconds": round(time.perf_counter() - t0, 2), "peak_mb": round(peak, 1),
+            "rss_samples": samples[:: max(1, len(samples) // 60)], "stderr_tail": tail}
+
+
+def cli_run(task: str, clip: Path, out: Path) -> dict:
+    stats = out.with_suffix(".json")
+    r = run_measured([sys.executable, "-m", "v2v", "generate", "--model", str(MODELS / f"{task}.safetensors"),
+                      "--source", str(clip), "--out", str(out), "--resize", "model", "--quiet", "--stats", str(stats)])
+    if r["returncode"] == 0:
+        s = json.loads(stats.read_text())
+        r.update(frames=s["frames"], fps=s["fps"], sampler_fps=s["sampler_fps"], cuts=s["cuts"])
+    return r
+
+
+def node_run(task: str, clip: Path, out: Path) -> dict:
+    r = run_measured([sys.executable, str(Path(__file__).resolve()), "node-run", "--task", task, "--clip", str(clip)],
+                     env={"V2V_INPUT_DIR": str(clip.parent), "V2V_OUTPUT_DIR": str(out.parent)})
+    stats = out.parent / f"node_{task}_{clip.stem}.json"
+    if r["returncode"] == 0 and stats.is_file():
+        r.update(json.loads(stats.read_text()))
+    return r
+
+
+def node_main(task: str, clip: Path) -> int:
+    """What a ComfyUI graph does with the file: the task's source node, then Vid2VidGenerate in video_file mode."""
+    from nodes.label_video_loader import load_labels
+    from nodes.pose_extract import extract_pose
+    from nodes.sketch_extract import extract_sketch
+    from nodes.vid2vid_generate import run_generate
+    from v2v.media.video_io import read_frames
+
+    t0 = time.perf_counter()
+    if task == "street":
+        source = load_labels("pseudo", 0, False, path=clip.name, pseudo_k=8, person_mask="mog2")
+    elif task == "face":
+        source = extract_sketch("face", True, True, 0.33, path=clip.name)
+    else:
+        source = extract_pose("auto", True, path=clip.name)
+    _, path, _ = run_generate(source, f"{task}.safetensors", "video_file", device="cpu", resize="model",
+                              filename_prefix=f"node_{task}")
+    seconds = time.perf_counter() - t0
+    frames = sum(1 for _ in read_frames(path))
+    Path(os.environ["V2V_OUTPUT_DIR"], f"node_{task}_{clip.stem}.json").write_text(
+        json.dumps({"frames": frames, "fps": round(frames / seconds, 3)}))
+    return 0
+
+
+# ---- the report -------------------------------------------------------------------------------------------
+def markdown(rows: list[dict]) -> str:
+    lines = ["| task | mode | frames | peak resident MB | frames/s end to end | frames/s in the generator |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        sampler = f"{r['sampler_fps']:.2f}" if "sampler_fps" in r else "-"
+        lines.append(f"| {r['task']} | {r['mode']} | {r['frames_requested']:,} | {r['peak_mb']:.0f} | "
+                     f"{r.get('fps', float('nan')):.2f} | {sampler} |")
+    growth = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        for mode in dict.fromkeys(r["mode"] for r in rows):
+            runs = sorted((r for r in rows if r["task"] == task and r["mode"] == mode), key=lambda r: r["frames_requested"])
+            if len(runs) >= 2:
+                growth.append(f"{task} {mode}: {runs[-1]['peak_mb'] / runs[0]['peak_mb'] - 1:+.1%} from "
+                              f"{runs[0]['frames_requested']:,} to {runs[-1]['frames_requested']:,} frames")
+    return "\n".join(lines) + ("\n\npeak growth: " + "; ".join(growth) if growth else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("action", nargs="?", default="run", choices=("run", "node-run"))
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--lengths", nargs="+", type=int, default=[300, 3000])
+    ap.add_argument("--modes", nargs="+", default=["cli", "node"], choices=("cli", "node"))
+    ap.add_argument("--task", help="node-run: the task")
+    ap.add_argument("--clip", type=Path, help="node-run: the looped clip")
+    ap.add_argument("--smoke", action="store_true", help="the smallest run: face on the committed carphone clip, "
+                                                         "12 and 24 frames, both modes")
+    ap.add_argument("--out", type=Path, default=None, help="JSON report (default: none)")
+    ap.add_argument("--machine", default=f"{os.cpu_count()}-core CPU")
+    a = ap.parse_args(argv)
+    if a.action == "node-run":
+        return node_main(a.task, a.clip)
+    clips = {task: None for task in a.tasks}
+    if a.smoke:     # committed data only
+        a.lengths, clips = [12, 24], {"face": ROOT / "workflows" / "input" / "vid2vid_carphone_60f.mp4"}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="v2v-memory-") as tmp:
+        for task, clip_path in clips.items():
+            for n in a.lengths:
+                clip = looped_clip(clip_path or sample_clip(TASKS[task]), n)
+                for mode in a.modes:
+                    out = Path(tmp) / mode / f"{task}_{n}.mp4"
+                    out.parent.mkdir(exist_ok=True)
+                    r = (cli_run if mode == "cli" else node_run)(task, clip, out)
+                    if r["returncode"] != 0:
+                        raise SystemExit(f"{task} {mode} {n}: exit {r['returncode']}: {r['stderr_tail']}")
+                    r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)")
+                    rows.append(r)
+                    print(json.dumps({k: v for k, v in r.items() if k != "rss_samples"}), flush=True)
+    table = markdown(rows)
+    print(table)
+    if a.out:
+        write_report(a.out, {**run_context(a.machine, "bench/stream_memory.py", argv), "runs": rows,
+                             "markdown": table})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

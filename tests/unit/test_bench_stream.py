@@ -1,0 +1,37 @@
+"""The smallest configuration of the streaming benchmarks runs (so their README figures stay reproducible)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def run(script: str, tmp_path: Path) -> dict:
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_stream_memory_smoke(tmp_path):
+    pytest.importorskip("dlib")
+    report = run("stream_memory.py", tmp_path)
+    runs = report["runs"]
+    assert {(r["mode"], r["frames_requested"]) for r in runs} == {("cli", 12), ("cli", 24), ("node", 12), ("node", 24)}
+    assert all(r["frames"] == r["frames_requested"] and r["peak_mb"] > 50 for r in runs)
+    assert all(r["sampler_fps"] >= r["fps"] > 0 for r in runs if r["mode"] == "cli")
+
+
+def test_shot_cuts_smoke(tmp_path):
+    pytest.importorskip("dlib")
+    result = run("shot_cuts.py", tmp_path)["results"][0]
+    assert result["true_cuts"] == [12] and result["detected_cuts"] == [12]
+    cut = result["per_cut"][0]
+    assert cut["diff_on"] == 0.0 and cut["diff_off"] > 1.0     # restarted: exactly a fresh run; else it bleeds
