@@ -64,29 +64,52 @@ def list_models() -> list[str]:
     return sorted(names)
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """``path`` lies in ``folder``, by its normalised name (``..`` resolved, symlinks not followed: a link a user
+    put into a model folder is theirs to make)."""
+    p, f = os.path.abspath(path), os.path.abspath(folder)
+    try:
+        return os.path.commonpath([p, f]) == f
+    except ValueError:       # different drives
+        return False
+
+
+def _outside_message(what: str) -> str:
+    return (f"{what} is outside the vid2vid model folders ({', '.join(str(d) for d in model_dirs())}); only files "
+            "in those folders are opened: put the model there, or add its folder under 'vid2vid:' in ComfyUI's "
+            "extra_model_paths.yaml")
+
+
 def resolve_model(model_name: str = "", model_path: str = "") -> Path:
     """The model file: ``model_path`` when given (absolute, or relative to a vid2vid folder), else
-    ``model_name`` from the folders.  ``CheckpointError`` when it is not there."""
+    ``model_name`` from the folders.  Only files inside the registered vid2vid folders are returned (a path
+    elsewhere, or one that climbs out with ``..``, is refused); ``CheckpointError`` otherwise."""
+    dirs = model_dirs()
     if model_path and model_path.strip():
         p = Path(model_path.strip()).expanduser()
-        candidates = [p] if p.is_absolute() else [d / p for d in model_dirs()] + [p]
-        for c in candidates:
+        candidates = [p] if p.is_absolute() else [d / p for d in dirs]
+        inside = [c for c in candidates if any(_inside(c, d) for d in dirs)]
+        if not inside:
+            raise CheckpointError(_outside_message(f"model_path {model_path!r}"))
+        for c in inside:
             if c.is_file():
-                return c.resolve()
+                return Path(os.path.abspath(c))
         raise CheckpointError(f"model_path {model_path!r}: no such file (absolute, or relative to "
-                              f"{', '.join(str(d) for d in model_dirs())})")
+                              f"{', '.join(str(d) for d in dirs)})")
     if not model_name:
         raise CheckpointError("no model chosen: pick model_name or set model_path")
+    if Path(model_name).is_absolute() or not all(_inside(d / model_name, d) for d in dirs):
+        raise CheckpointError(_outside_message(f"model {model_name!r}"))
     if _folder_paths is not None:
         found = _folder_paths.get_full_path(FOLDER_NAME, model_name)
-        if found and os.path.isfile(found):
-            return Path(found).resolve()
-    for folder in model_dirs():
+        if found and os.path.isfile(found) and any(_inside(Path(found), d) for d in dirs):
+            return Path(os.path.abspath(found))
+    for folder in dirs:
         c = folder / model_name
         if c.is_file():
-            return c.resolve()
+            return Path(os.path.abspath(c))
     raise CheckpointError(f"model {model_name!r} is not in the vid2vid model folders "
-                          f"({', '.join(str(d) for d in model_dirs())})")
+                          f"({', '.join(str(d) for d in dirs)})")
 
 
 def fingerprint(path: Path) -> tuple[str, int, int]:

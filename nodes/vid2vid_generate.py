@@ -156,8 +156,9 @@ class Vid2VidGenerate:
             "optional": {
                 "first_frame": ("IMAGE", {"tooltip": "real first frame(s) (up to the model's L) to start from"}),
                 "style": (STYLE_TYPE,),
-                "model_path": ("STRING", {"default": "", "tooltip": "a model file outside the list "
-                                          "(absolute, or relative to a vid2vid folder); overrides model_name"}),
+                "model_path": ("STRING", {"default": "", "tooltip": "a model file in a vid2vid model folder by "
+                                          "path (absolute, or relative to the folder), e.g. in a subfolder; "
+                                          "overrides model_name"}),
                 "resize": (list(RESIZE_MODES), {"default": "off",
                                                 "tooltip": "off: keep the source's size (padded to the model's "
                                                            "multiple, cropped back); model: the model's training "

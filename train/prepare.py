@@ -42,7 +42,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ if __package__ in (None, ""):  # run as `python train/prepare.py`: import the re
 import cv2
 import numpy as np
 
+from v2v.files import temporary_beside
 from v2v.media.resize import parse_crop
 
 TASKS = ("sketch", "pose", "labels")
@@ -151,7 +151,7 @@ class _SequenceWriter:
             raise PrepareError(f"{seq_dir} already exists; choose another --sequence name or delete it")
         seq_dir.parent.mkdir(parents=True, exist_ok=True)
         self.seq_dir, self.kind, self.target_format = seq_dir, kind, target_format
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{seq_dir.name}.", suffix=".tmp", dir=seq_dir.parent))
+        self.tmp = temporary_beside(seq_dir, folder=True)
         for sub in ("target", "source") + (("instance",) if instances else ()):
             (self.tmp / sub).mkdir()
         self.count = 0

@@ -254,9 +254,71 @@ def _fsync_tree(folder: Path) -> None:
                 os.fsync(f.fileno())
 
 
-def save_training_state(accelerator, out_dir: Path, state: TrainState, keep: int) -> Path:
+def networks_record(gcfg: GeneratorConfig, dis_cfg: DiscriminatorConfig, style_encoder_ngf: int | None) -> dict:
+    """What shapes the saved weights: compared on --resume, so a changed config is named, not a size mismatch."""
+    return {"generator": gcfg.to_dict(), "discriminator": dis_cfg.to_dict(),
+            "style_encoder": None if style_encoder_ngf is None else {"ngf": style_encoder_ngf}}
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def changed_fields(saved: dict, now: dict) -> list[str]:
+    """``name: saved -> now`` for every network setting that differs (flattened dotted names)."""
+    a, b = _flat(json.loads(json.dumps(saved))), _flat(json.loads(json.dumps(now)))
+    return [f"{k}: {a.get(k, '(unset)')} -> {b.get(k, '(unset)')}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def check_resume(found: Path, record: dict) -> None:
+    """Refuse to resume a state whose networks were built from another config, naming what changed."""
+    saved = json.loads((found / "trainer.json").read_text()).get("networks")
+    if saved is None:     # a state written before the record existed: the load itself will tell
+        return
+    changed = changed_fields(saved, record)
+    if changed:
+        raise ValueError(f"--resume: the networks' config changed since {found} was saved ({'; '.join(changed)}); "
+                         "resume with the config the run started with, or train into a new out_dir")
+
+
+def load_training_state(accelerator, found: Path) -> None:
+    try:
+        accelerator.load_state(str(found))
+    except RuntimeError as e:   # a state without a networks record and another config: name it in one line
+        first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
+        raise ValueError(f"--resume: the saved state {found} does not fit the networks of this config ({first}); "
+                         "resume with the config the run started with, or train into a new out_dir") from None
+
+
+def trim_loss_log(path: Path, step: int) -> None:
+    """Drop the lines of steps after ``step`` (made after the resumed state, before a kill): they are redone."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):   # a half-written last line
+            continue
+    _write_atomic(path, "".join(ln + "\n" for ln in kept))
+
+
+def remove_unfinished_states(out_dir: Path) -> None:
+    """State folders a kill interrupted while being written (never pointed at by checkpoints/latest)."""
+    for tmp in (out_dir / "checkpoints").glob(".tmp-state-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_training_state(accelerator, out_dir: Path, state: TrainState, keep: int, networks: dict | None = None) -> Path:
     """All processes call this.  Writes checkpoints/.tmp-state-N, renames it to state-N when complete and
-    only then points checkpoints/latest at it: a kill at any moment leaves the previous state usable."""
+    only then points checkpoints/latest at it: a kill at any moment leaves the previous state usable.
+    ``networks`` (:func:`networks_record`) is kept beside the trainer's counters for :func:`check_resume`."""
     ckpt = out_dir / "checkpoints"
     name = f"state-{state.step:08d}"
     tmp = ckpt / f".tmp-{name}"
@@ -268,7 +330,7 @@ def save_training_state(accelerator, out_dir: Path, state: TrainState, keep: int
     accelerator.wait_for_everyone()
     final = ckpt / name
     if accelerator.is_main_process:
-        (tmp / "trainer.json").write_text(json.dumps(state.state_dict()))
+        (tmp / "trainer.json").write_text(json.dumps({**state.state_dict(), "networks": networks}))
         _fsync_tree(tmp)
         if final.exists():
             shutil.rmtree(final)
@@ -438,14 +500,21 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         raise ValueError("detach_prev: false (backprop through the clip) is supported on one process only")
     state = TrainState()
     accelerator.register_for_checkpointing(state)
+    networks = networks_record(gcfg, dis_cfg, cfg.style_encoder_ngf if E is not None else None)
 
     if resume:
         found = latest_state(out_dir)
         if found is None:
             raise FileNotFoundError(f"--resume: no complete training state under {out_dir / 'checkpoints'}")
-        accelerator.load_state(str(found))
+        check_resume(found, networks)
+        load_training_state(accelerator, found)
         state.load_state_dict(json.loads((found / "trainer.json").read_text()))
         log(f"resumed from {found} at step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})")
+    if main:   # leftovers of a kill: half-written states, log lines of steps after the state resumed from
+        remove_unfinished_states(out_dir)
+        if resume:
+            trim_loss_log(out_dir / "losses.jsonl", state.step)
+    accelerator.wait_for_everyone()
 
     if cfg.log_with:
         flat = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) or v is None else v) for k, v in cfg.to_dict().items()}
@@ -532,7 +601,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         flag = torch.tensor([1.0 if stop["flag"] else 0.0], device=device)
         stopping = bool(accelerator.reduce(flag, reduction="sum").item() > 0)
         if stopping or (cfg.save_every and state.step % cfg.save_every == 0) or state.step >= cfg.max_steps:
-            save_training_state(accelerator, out_dir, state, cfg.keep_states)
+            save_training_state(accelerator, out_dir, state, cfg.keep_states, networks)
             export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, final=False)
         if stopping:
             log(f"stopped by signal at step {state.step}; state saved. Continue with --resume")

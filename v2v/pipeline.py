@@ -199,6 +199,73 @@ def check_ram(n_frames: int, height: int, width: int, *, available: int | None =
     return need
 
 
+# Peak memory of a generator step, measured by ``python bench/memory_estimate.py`` (shipped models, 512x384 to
+# 2048x1536), was 5.6-7.6 times the largest single activation; 4.5 times keeps the estimate below the real
+# peak, so a refusal is certain to be right and a size that fits is never refused.
+ACTIVATION_PEAK_FACTOR = 4.5
+PROBE_SIZE = 64
+
+
+def largest_activation_per_pixel(model: torch.nn.Module) -> float:
+    """Bytes per pixel of the largest tensor any module of ``model`` returns in a step with history (float32),
+    from a probe step at a small size; cached on the model.  Activations scale with the pixel count."""
+    cached = getattr(model, "_v2v_activation_per_px", None)
+    if cached is not None:
+        return cached
+    cfg = model.cfg
+    side = -(-PROBE_SIZE // cfg.size_multiple) * cfg.size_multiple
+    largest = [0]
+
+    def hook(_module, _inputs, output):
+        if torch.is_tensor(output):
+            output = [output]
+        elif not isinstance(output, (tuple, list)):          # the generator's output record
+            output = list(vars(output).values()) if hasattr(output, "__dict__") else []
+        for t in output:
+            if torch.is_tensor(t):
+                largest[0] = max(largest[0], t.numel() * 4)
+
+    device = next(model.parameters()).device
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        sampler = StreamingSampler(model, device=device)
+        x = torch.zeros((1, cfg.input_nc, side, side))
+        style = torch.zeros((1, cfg.style_nc, side, side)) if getattr(cfg, "style_nc", 0) else None
+        for _ in range(2):                      # the second step warps: the flow branch runs too
+            sampler.step(x, style=style)
+    finally:
+        for h in handles:
+            h.remove()
+    model._v2v_activation_per_px = largest[0] / (side * side)
+    return model._v2v_activation_per_px
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for new tensors on ``device`` (CUDA: free plus cached by torch; CPU: available RAM)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    return available_ram()
+
+
+def check_generation_memory(model: torch.nn.Module, size: tuple[int, int], device: str | torch.device,
+                            precision: str = "fp32", *, available: int | None = None) -> int:
+    """Refuse, before the first step, a frame size whose activations cannot fit (a lower bound of the need,
+    so what fits is never refused).  ``size`` is the padded (H, W) the network sees.  Returns the estimate."""
+    device = torch.device(device)
+    h, w = size
+    need = ACTIVATION_PEAK_FACTOR * largest_activation_per_pixel(model) * h * w
+    if precision == "bf16":
+        need /= 2
+    have = available_memory(device) if available is None else int(available)
+    if need > have:
+        raise GenerateError(
+            f"frames of {w}x{h} need at least {_fmt_bytes(need)} of {device.type.upper()} memory in the generator "
+            f"but only {_fmt_bytes(have)} is free: generate at a smaller size (resize to the model's size, or "
+            "WIDTHxHEIGHT) or crop the video to the part you need")
+    return int(need)
+
+
 # ---- padding, first frames, style ------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -212,7 +279,7 @@ class Padding:
 
     @classmethod
     def to_multiple(cls, size: tuple[int, int], m: int) -> "Padding":
-        (h, w), ph, pw = size, -size[0] % m, -size[1] % m
+        ph, pw = -size[0] % m, -size[1] % m
         return cls(ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
 
     def __bool__(self) -> bool:
@@ -327,6 +394,7 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
     pad = Padding.to_multiple(size, cfg.size_multiple)
     styles = _style_getter(style, cfg, frames.stop)
     real = _first_frames(first_frame, cfg, size)
+    check_generation_memory(model, (size[0] + pad.top + pad.bottom, size[1] + pad.left + pad.right), device, precision)
     try:
         sampler = StreamingSampler(model, device=device, precision=precision, seed=seed,
                                    first_frame=None if real is None else pad.pad(real))
@@ -341,9 +409,20 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
             stats.cuts.append(f.index)
         sty = styles(f.index)
         ts = time.perf_counter()
-        out = sampler.step(pad.pad(f.tensor), style=None if sty is None else pad.pad(sty))
-        if out.device.type == "cuda":
-            torch.cuda.synchronize(out.device)
+        try:
+            out = sampler.step(pad.pad(f.tensor), style=None if sty is None else pad.pad(sty))
+        except torch.OutOfMemoryError as e:                 # the estimate is a lower bound: the rest lands here
+            raise GenerateError(f"out of {torch.device(device).type.upper()} memory at frame {f.index} "
+                                f"({size[1]}x{size[0]}): generate at a smaller size or crop the video") from e
+        except RuntimeError as e:
+            if "allocate" not in str(e):
+                raise
+            raise GenerateError(f"out of memory at frame {f.index} ({size[1]}x{size[0]}): generate at a smaller "
+                                "size or crop the video") from None
+        if not bool(torch.isfinite(out).all()):   # also waits for the GPU, so the timing below is true
+            raise GenerateError(
+                f"the generator produced NaN/inf at frame {f.index}: the model's weights are broken (a diverged "
+                f"training run){' or bf16 overflowed: try precision fp32' if precision == 'bf16' else ''}")
         stats.sampler_seconds += time.perf_counter() - ts
         stats.frames += 1
         stats.seconds = time.perf_counter() - t0

@@ -89,8 +89,23 @@ def test_interrupt_and_resume_continue_exactly(toy, tmp_path):
                         / "trainer.json").read_text())
     assert state["step"] == stopped
 
+    # what a kill -9 leaves: log lines of steps after the saved state, a half-written state and model file
+    log = out / "losses.jsonl"
+    log.write_text(log.read_text() + json.dumps({"step": stopped + 1, "loss_g": 0.0}) + "\n" + '{"step": ')
+    (out / "checkpoints" / ".tmp-state-00000099").mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = out / f".model.safetensors.{int(dead.stdout)}.abcd1234.tmp"
+    leftover.write_bytes(b"half")
+
+    changed = subprocess.run(TRAIN + common + ["--out", str(out), "--resume", "--set", "model.ngf=12"],
+                             capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr, changed.stderr[-3000:]
+    error = changed.stderr.strip().splitlines()[-1]
+    assert "config changed" in error and "generator.ngf: 8 -> 12" in error, error
+
     r = run(TRAIN + common + ["--out", str(out), "--resume"])
     assert f"resumed from" in r.stdout + r.stderr and f"at step {stopped}" in r.stdout + r.stderr
+    assert not (out / "checkpoints" / ".tmp-state-00000099").exists() and not leftover.exists()
     hist = losses(out)
     assert [h["step"] for h in hist] == list(range(1, 9))
     nxt = hist[stopped]  # the first step after the interruption

@@ -1,3 +1,5 @@
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -9,3 +11,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def sketch_folder(tmp_path):
+    """Six 32x32 PNG renderings of a circle moving right: a prepared 'rgb' source for the tiny test models."""
+    folder = tmp_path / "sketch"
+    folder.mkdir()
+    for i in range(6):
+        image = np.zeros((32, 32, 3), np.uint8)
+        cv2.circle(image, (8 + 2 * i, 16), 5, (255, 255, 255), 1)
+        assert cv2.imwrite(str(folder / f"f{i}.png"), image)
+    return folder

@@ -66,17 +66,6 @@ def raw_clip(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def sketch_folder(tmp_path) -> Path:
-    folder = tmp_path / "sketch"
-    folder.mkdir()
-    for i in range(6):
-        image = np.zeros((SIZE, SIZE, 3), np.uint8)
-        cv2.circle(image, (8 + 2 * i, 16), 5, (255, 255, 255), 1)
-        write_png(folder / f"f{i}.png", image)
-    return folder
-
-
 def run_cli(capsys, *args) -> tuple[int, str]:
     code = main([str(a) for a in args])
     return code, capsys.readouterr().err

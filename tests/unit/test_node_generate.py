@@ -201,12 +201,30 @@ def test_foreign_and_non_safetensors_files_are_refused(model_dir):
 
 
 def test_explicit_model_path_and_fingerprint(model_dir, tmp_path):
-    elsewhere = save_model(tmp_path, "elsewhere.safetensors")
-    images = run_generate(rgb_source(2), "", "images", device="cpu", model_path=str(elsewhere))[0]
+    (model_dir / "runs").mkdir()
+    nested = save_model(model_dir / "runs", "nested.safetensors")
+    images = run_generate(rgb_source(2), "", "images", device="cpu", model_path=str(nested))[0]
     assert images.shape[0] == 2
-    before = Vid2VidGenerate.IS_CHANGED("", str(elsewhere))
-    save_model(tmp_path, "elsewhere.safetensors", ngf=8)
-    assert Vid2VidGenerate.IS_CHANGED("", str(elsewhere)) != before
+    assert run_generate(rgb_source(2), "", "images", device="cpu", model_path="runs/nested.safetensors")[0].shape[0] == 2
+    before = Vid2VidGenerate.IS_CHANGED("", str(nested))
+    save_model(model_dir / "runs", "nested.safetensors", ngf=8)
+    assert Vid2VidGenerate.IS_CHANGED("", str(nested)) != before
+
+
+def test_only_files_inside_the_model_folders_are_opened(model_dir, tmp_path):
+    """An absolute path elsewhere, or a name or relative path that climbs out with '..', is refused before
+    anything is read, in validation and at run time; a link a user put into the folder is followed."""
+    elsewhere = save_model(tmp_path, "elsewhere.safetensors")
+    for name, path in [("", str(elsewhere)), ("", "../elsewhere.safetensors"), ("../elsewhere.safetensors", ""),
+                       (str(elsewhere), "")]:
+        message = Vid2VidGenerate.VALIDATE_INPUTS(name, path)
+        assert isinstance(message, str) and "outside the vid2vid model folders" in message, (name, path, message)
+        assert "extra_model_paths.yaml" in message
+        with pytest.raises(CheckpointError, match="outside the vid2vid model folders"):
+            run_generate(rgb_source(2), name, "images", device="cpu", model_path=path)
+    (model_dir / "linked.safetensors").symlink_to(elsewhere)
+    assert Vid2VidGenerate.VALIDATE_INPUTS("linked.safetensors") is True
+    assert run_generate(rgb_source(2), "linked.safetensors", "images", device="cpu")[0].shape[0] == 2
 
 
 def test_preview_indices_spread_over_the_clip():

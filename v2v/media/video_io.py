@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..files import temporary_beside
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts")
@@ -454,14 +455,9 @@ class VideoWriter:
             self.abort()
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.kind == "folder":
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
-        else:
-            fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}",
-                                        dir=self.path.parent)
-            os.close(fd)
-            self._tmp = Path(name)
+        # beside the final name, with the umask's mode; leftovers of a killed earlier run are removed
+        self._tmp = temporary_beside(self.path, folder=self.kind == "folder",
+                                     suffix="" if self.kind == "folder" else self.path.suffix)
 
     def _start_video(self, width: int, height: int) -> None:
         import av

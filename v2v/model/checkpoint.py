@@ -7,32 +7,38 @@ File layout (see docs/CONVENTIONS.md, "Checkpoints")::
                  "v2v.format_version": "1",
                  "v2v.kind": "generator",
                  "v2v.config": json.dumps(cfg.to_dict()),
+                 "v2v.weights_sha256": sha256 of the tensors (names, dtypes, shapes, bytes),
                  ...extras ("v2v.task", "v2v.style_gmm", ...)}
 
 Loading never unpickles anything: the header is parsed by hand first (an 8-byte
 little-endian length, then that many bytes of JSON), so a ``torch.save`` file,
 a truncated download or some other model's safetensors file is refused with a
-one-line :class:`CheckpointError` before a single tensor is read.  This module
+one-line :class:`CheckpointError` before a single tensor is read; the network's shapes are checked
+against the config before it is built (on the meta device: a config asking for a huge network
+costs nothing); the weights are checked against their recorded sha256 (a bit flip in a download)
+and for NaN/inf (a diverged training run) before the model is returned.  This module
 is the only place that reads or writes generator files; the ComfyUI node and
 the trainer both call it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..files import apply_umask, fsync_dir, temporary_beside
 from .config import ConfigError, GeneratorConfig
 
 FORMAT_VERSION = "1"
 KIND = "generator"
-RESERVED_KEYS = ("format", "v2v.format_version", "v2v.kind", "v2v.config")
+CHECKSUM_KEY = "v2v.weights_sha256"
+RESERVED_KEYS = ("format", "v2v.format_version", "v2v.kind", "v2v.config", CHECKSUM_KEY)
 
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 _SAFETENSORS_DTYPE_BYTES = {
@@ -102,6 +108,9 @@ def save_generator(
     metadata = build_metadata(cfg, extra_metadata)
     # contiguous CPU copies; clone() so no two entries share storage (safetensors refuses shared tensors)
     tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in model.state_dict().items()}
+    bad = non_finite(tensors)
+    if bad:
+        raise ValueError(f"refusing to save {path}: tensors hold NaN or inf ({_some(bad)}); training diverged")
     return _write_atomic(Path(path), tensors, metadata)
 
 
@@ -120,40 +129,44 @@ def update_metadata(path: str | os.PathLike, extra_metadata: dict[str, str]) -> 
     return _write_atomic(path, tensors, new)
 
 
+def weights_checksum(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the tensors in name order: each name, dtype, shape and raw bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors that hold NaN or inf."""
+    return sorted(n for n, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+
+
+def _some(names: list[str], fmt=str) -> str:
+    shown = ", ".join(fmt(n) for n in names[:8])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+
+
 def _write_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    """safetensors file written under a temporary name in the same folder, fsynced, renamed over ``path``."""
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    """safetensors file written under a temporary name in the same folder, fsynced, renamed over ``path``;
+    the weights' checksum is recorded in the metadata."""
+    metadata = {**metadata, CHECKSUM_KEY: weights_checksum(tensors)}
+    tmp = temporary_beside(path)            # the umask's mode; leftovers of killed saves are removed
     try:
         save_file(tensors, str(tmp), metadata=metadata)
+        apply_umask(tmp, folder=False)       # save_file replaces the file (0600): the umask's mode again
         with open(tmp, "rb+") as f:  # save_file does not fsync; make the bytes durable before the rename
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any other file
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(folder)
+    fsync_dir(path.parent if str(path.parent) else Path("."))
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not supported on every platform (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---- reading the header (no tensors, no pickle) -------------------------------
@@ -168,6 +181,16 @@ def _describe_foreign(head: bytes) -> str | None:
     if head.startswith(b"GGUF"):
         return "looks like a GGUF file"
     return None
+
+
+def _valid_entry(info: Any) -> bool:
+    """A tensor entry of the header: a known dtype, a shape of non-negative ints, two int offsets."""
+    def ints(v, n=None):
+        return (isinstance(v, list) and (n is None or len(v) == n)
+                and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v))
+
+    return (isinstance(info, dict) and isinstance(info.get("dtype"), str) and info["dtype"] in _SAFETENSORS_DTYPE_BYTES
+            and ints(info.get("shape")) and ints(info.get("data_offsets"), 2))
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
@@ -208,20 +231,21 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError) as e:
         raise CheckpointError(f"{path} is not a safetensors file or is corrupt (header is not valid JSON: {e})") from None
 
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise CheckpointError(f"{path} is corrupt: its metadata is not a map of strings to strings")
     data_len = size - 8 - header_len
     end = 0
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        try:
-            start, stop = info["data_offsets"]
-            numel = 1
-            for dim in info["shape"]:
-                numel *= int(dim)
-            nbytes = numel * _SAFETENSORS_DTYPE_BYTES[info["dtype"]]
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{path} is corrupt: malformed header entry for tensor {name!r}") from None
-        if stop - start != nbytes or start < 0:
+        if not _valid_entry(info):
+            raise CheckpointError(f"{path} is corrupt: malformed header entry for tensor {name!r}")
+        start, stop = info["data_offsets"]
+        numel = 1
+        for dim in info["shape"]:
+            numel *= dim
+        if stop - start != numel * _SAFETENSORS_DTYPE_BYTES[info["dtype"]] or start < 0:
             raise CheckpointError(f"{path} is corrupt: tensor {name!r} has inconsistent offsets")
         end = max(end, stop)
     if end > data_len:
@@ -286,29 +310,35 @@ def _config_from_metadata(path: Path, metadata: dict[str, str]) -> GeneratorConf
 
 
 # ---- loading -------------------------------------------------------------------
-def _check_tensors(path: Path, header: dict[str, Any], model: torch.nn.Module) -> None:
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+def _check_tensors(path: Path, header: dict[str, Any], expected: dict[str, tuple[int, ...]]) -> None:
     found = {name: tuple(info["shape"]) for name, info in header.items() if name != "__metadata__"}
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     misshaped = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
     if not (missing or unexpected or misshaped):
         return
-
-    def some(names: list[str], fmt=str) -> str:
-        shown = ", ".join(fmt(n) for n in names[:8])
-        return shown + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-
     parts = []
     if missing:
-        parts.append(f"missing tensors: {some(missing)}")
+        parts.append(f"missing tensors: {_some(missing)}")
     if unexpected:
-        parts.append(f"unexpected tensors: {some(unexpected)}")
+        parts.append(f"unexpected tensors: {_some(unexpected)}")
     if misshaped:
-        parts.append("mis-shaped tensors: " + some(misshaped, lambda n: f"{n} (file {list(found[n])}, config {list(expected[n])})"))
+        parts.append("mis-shaped tensors: " + _some(misshaped, lambda n: f"{n} (file {list(found[n])}, config {list(expected[n])})"))
     raise CheckpointError(
         f"{path}: the weights do not match the network its config describes; " + "; ".join(parts)
     )
+
+
+def _check_weights(path: Path, metadata: dict[str, str], state: dict[str, torch.Tensor]) -> None:
+    """The recorded checksum (files written before it existed have none) and finite values."""
+    recorded = metadata.get(CHECKSUM_KEY)
+    if recorded is not None and weights_checksum(state) != recorded:
+        raise CheckpointError(f"{path} is corrupt: its weights do not match the checksum recorded when it was saved "
+                              "(damaged in a download or on disk); fetch or copy it again")
+    bad = non_finite(state)
+    if bad:
+        raise CheckpointError(f"{path} holds NaN or inf weights ({_some(bad)}): the training run that wrote it "
+                              "diverged; use an earlier checkpoint or retrain")
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -317,22 +347,30 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
 
     Validates in this order, each with a CheckpointError naming the file: safetensors
     header (never unpickles), vid2vid metadata and format version, config, tensor
-    names and shapes (from the header, before reading data), then a strict load.
+    names and shapes (from the header, against the network built on the meta device),
+    then the weights (checksum, finite values) and a strict load.
     """
     from .generator import Vid2VidGenerator  # local: generator imports layers/flow; keep header tools light
 
     path = Path(path)
     header = read_header(path)
-    cfg = _config_from_metadata(path, dict(header.get("__metadata__") or {}))
-    model = Vid2VidGenerator(cfg)
-    _check_tensors(path, header, model)
+    metadata = dict(header.get("__metadata__") or {})
+    cfg = _config_from_metadata(path, metadata)
+    try:
+        with torch.device("meta"):                       # shapes only: no memory, however large the config
+            expected = {name: tuple(t.shape) for name, t in Vid2VidGenerator(cfg).state_dict().items()}
+    except (ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its config does not build a generator: {e}") from None
+    _check_tensors(path, header, expected)
     try:
         state = load_file(str(path), device="cpu")
     except Exception as e:  # safetensors raises its own error type for bad data
         raise CheckpointError(f"{path} is corrupt: {e}") from None
+    _check_weights(path, metadata, state)
+    model = Vid2VidGenerator(cfg)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: the weights do not match the config: {e}") from None
-    model.file_metadata = dict(header.get("__metadata__") or {})   # what the file says beyond its config
+    model.file_metadata = metadata   # what the file says beyond its config
     return model.to(device).eval()

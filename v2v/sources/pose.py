@@ -25,7 +25,6 @@ from typing import Callable
 
 import cv2
 import numpy as np
-import torch
 
 from . import extras
 from ..media.video_io import natural_key
@@ -75,20 +74,29 @@ class PoseFrame:
 def _rows(flat, n: int | None, width: int, height: int, normalized: bool | None) -> np.ndarray | None:
     if flat is None or len(flat) == 0:
         return None
-    a = np.asarray(flat, dtype=np.float32).reshape(-1, 3).copy()
+    try:
+        a = np.asarray(flat, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError("keypoints must be a flat list of numbers (x, y, confidence, ...)") from None
+    if len(a) % 3:
+        raise ValueError(f"keypoints must come in (x, y, confidence) triples; got {len(a)} numbers")
+    a = a.reshape(-1, 3).copy()
     if n is not None and len(a) != n:
         raise ValueError(f"expected {n} keypoints, got {len(a)}")
-    missing = (a[:, 2] <= 0) | (a[:, 0] < 0) | (a[:, 1] < 0)
+    missing = ~np.isfinite(a).all(1) | (a[:, 2] <= 0) | (a[:, 0] < 0) | (a[:, 1] < 0)
     if normalized is None:  # guess: pixel coordinates exceed 1
         normalized = bool(np.all(a[~missing, :2] <= 1.5)) if (~missing).any() else True
     if not normalized:
         a[:, 0] /= max(width, 1)
         a[:, 1] /= max(height, 1)
+    missing |= (np.abs(a[:, :2]) > 4).any(1)       # canvases away: a broken detection, not a joint to draw
     a[missing] = 0.0
     return a
 
 
 def _body18(flat, width, height, normalized) -> np.ndarray:
+    if not isinstance(flat, (list, tuple)):
+        raise ValueError(f"pose_keypoints_2d must be a list of numbers, got {type(flat).__name__}")
     n = len(flat) // 3
     a = _rows(flat, None, width, height, normalized)
     if n == 25:
@@ -116,23 +124,51 @@ def from_pose_keypoint(data: Sequence[dict] | dict, *, width: int | None = None,
     """
     if isinstance(data, dict):
         data = [data]
-    frames = []
-    for t, d in enumerate(data):
-        W = int(d.get("canvas_width") or width or 0)
-        H = int(d.get("canvas_height") or height or 0)
-        if W <= 0 or H <= 0:
-            raise ValueError(f"POSE_KEYPOINT frame {t} has no canvas_width/canvas_height; pass width and height")
-        people = []
-        for p in d.get("people") or []:
-            body = p.get("pose_keypoints_2d")
-            if not body:
-                continue
-            people.append(Person(body=_body18(body, W, H, None),
-                                 hand_left=_rows(p.get("hand_left_keypoints_2d"), 21, W, H, None),
-                                 hand_right=_rows(p.get("hand_right_keypoints_2d"), 21, W, H, None),
-                                 face=_rows(p.get("face_keypoints_2d"), None, W, H, None)))
-        frames.append(PoseFrame(W, H, people))
-    return frames
+    if not isinstance(data, (list, tuple)):
+        raise SourceError(f"POSE_KEYPOINT must be a list of per-frame dicts, got {type(data).__name__}")
+    return [_pose_frame(d, width, height, None, f"POSE_KEYPOINT frame {t}") for t, d in enumerate(data)]
+
+
+def _pose_frame(d, width: int | None, height: int | None, normalized: bool | None, where: str) -> PoseFrame:
+    """One frame's dict (POSE_KEYPOINT entry, or an OpenPose JSON file) -> :class:`PoseFrame`; a malformed
+    one raises :class:`SourceError` naming ``where``."""
+    if not isinstance(d, dict):
+        raise SourceError(f"{where} is a {type(d).__name__}, not a dict of canvas size and people")
+    W = _canvas_side(d.get("canvas_width") or width, where, "canvas_width")
+    H = _canvas_side(d.get("canvas_height") or height, where, "canvas_height")
+    crowd = d.get("people") or []
+    if not isinstance(crowd, (list, tuple)):
+        raise SourceError(f"{where}: 'people' must be a list, got {type(crowd).__name__}")
+    people = []
+    for i, p in enumerate(crowd):
+        if not isinstance(p, dict):
+            raise SourceError(f"{where}, person {i} is a {type(p).__name__}, not a dict")
+        body = p.get("pose_keypoints_2d")
+        if not body:
+            continue
+        try:
+            people.append(Person(body=_body18(body, W, H, normalized),
+                                 hand_left=_rows(p.get("hand_left_keypoints_2d"), 21, W, H, normalized),
+                                 hand_right=_rows(p.get("hand_right_keypoints_2d"), 21, W, H, normalized),
+                                 face=_rows(p.get("face_keypoints_2d"), None, W, H, normalized)))
+        except (TypeError, ValueError) as e:
+            raise SourceError(f"{where}, person {i}: {e}") from None
+    return PoseFrame(W, H, people)
+
+
+MAX_CANVAS_SIDE = 16384
+
+
+def _canvas_side(value, where: str, name: str) -> int:
+    """A canvas side in pixels: a positive whole number up to :data:`MAX_CANVAS_SIDE`."""
+    if value is None or value == 0:
+        raise SourceError(f"{where} has no {name}; pass width= and height= (OpenPose JSON stores pixel "
+                          "coordinates only)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value != int(value) or not 0 < value <= MAX_CANVAS_SIDE:
+        raise SourceError(f"{where}: {name} must be a whole number of pixels from 1 to {MAX_CANVAS_SIDE}, "
+                          f"got {value!r}")
+    return int(value)
 
 
 def to_pose_keypoint(frames: Sequence[PoseFrame]) -> list[dict]:
@@ -185,22 +221,9 @@ def read_openpose_json(source: str | os.PathLike | Sequence, *, width: int | Non
     for f in files:
         try:
             d = json.loads(Path(f).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:      # unreadable, not UTF-8, not JSON
             raise SourceError(f"frame {Path(f).name}: not a readable OpenPose JSON file ({exc})") from None
-        W = int(d.get("canvas_width") or width or 0)
-        H = int(d.get("canvas_height") or height or 0)
-        if W <= 0 or H <= 0:
-            raise ValueError(f"{Path(f).name} has no canvas size; pass width= and height= (OpenPose JSON "
-                             "stores pixel coordinates only)")
-        people = []
-        for p in d.get("people") or []:
-            if not p.get("pose_keypoints_2d"):
-                continue
-            people.append(Person(body=_body18(p["pose_keypoints_2d"], W, H, False),
-                                 hand_left=_rows(p.get("hand_left_keypoints_2d"), 21, W, H, False),
-                                 hand_right=_rows(p.get("hand_right_keypoints_2d"), 21, W, H, False),
-                                 face=_rows(p.get("face_keypoints_2d"), None, W, H, False)))
-        frames.append(PoseFrame(W, H, people))
+        frames.append(_pose_frame(d, width, height, False, Path(f).name))
     return frames
 
 
