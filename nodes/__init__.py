@@ -2,9 +2,8 @@
 
 Each module listed in ``NODE_MODULES`` (a file ``nodes/<name>.py``) defines its own
 ``NODE_CLASS_MAPPINGS`` and ``NODE_DISPLAY_NAME_MAPPINGS``; keys are the stable node names that
-``workflows/`` uses.  A module may also define ``V3_NODES``: a list of ``comfy_api.latest``
-``io.ComfyNode`` classes (built only where ``comfy_api`` imports), one per V1 node, with the same
-node ids.  The pack root offers V3 only when every V1 node has its V3 twin (see ``v3_nodes``).
+``workflows/`` uses.  Where ``comfy_api.latest`` imports, ``v3_nodes`` gives every V1 node its V3 twin
+(``._v3.twin``: same node id, inputs and outputs), and the pack root registers those instead.
 
 Rules for node modules.  Inside ComfyUI this package is imported as ``<pack folder>.nodes``: the
 pack folder is not on ``sys.path`` there, and the top-level name ``nodes`` is ComfyUI's own
@@ -57,24 +56,16 @@ for _name in NODE_MODULES:
 
 
 def v3_nodes() -> list[type] | None:
-    """The V3 node classes, or None where V3 cannot replace the V1 mappings whole.
-
-    ComfyUI reads a pack's ``NODE_CLASS_MAPPINGS`` and then ignores its ``comfy_entrypoint``, so a
-    pack offers V3 by leaving the V1 mappings out.  That is only safe when every V1 node has a V3
-    class with the same node id; otherwise the pack stays V1 and no node goes missing.  Returns
-    None also where ``comfy_api.latest`` is absent (older hosts, tests).
-    """
+    """The V3 twins of every node, in menu order, or None where ``comfy_api.latest`` is absent (older
+    hosts, tests).  ComfyUI reads a pack's ``NODE_CLASS_MAPPINGS`` and then ignores its
+    ``comfy_entrypoint``, so the pack root offers these by leaving the V1 mappings out."""
     try:
         import comfy_api.latest  # noqa: F401  (present on newer hosts only)
     except ImportError:
         return None
-    found: dict[str, type] = {}
-    for module in _MODULES:
-        for cls in getattr(module, "V3_NODES", None) or ():
-            found[cls.define_schema().node_id] = cls
-    if not found or set(found) != set(NODE_CLASS_MAPPINGS):
-        return None
-    return [found[key] for key in NODE_CLASS_MAPPINGS]
+    from ._v3 import twin
+
+    return [twin(cls, key, NODE_DISPLAY_NAME_MAPPINGS.get(key, key)) for key, cls in NODE_CLASS_MAPPINGS.items()]
 
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "NODE_MODULES", "v3_nodes"]

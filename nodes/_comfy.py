@@ -96,15 +96,28 @@ def frame_limit(max_frames: int) -> int | None:
 
 
 def video_inputs(path_tooltip: str, **extra) -> dict:
-    """The optional inputs every source node takes: an IMAGE batch or a path under the input directory,
-    node-specific ``extra`` inputs, a frame cap and the fps."""
+    """The optional inputs every source node takes: an IMAGE batch, a path under the input directory or a
+    core VIDEO (newer hosts' Load Video), node-specific ``extra`` inputs, a frame cap and the fps."""
     return {
         "images": ("IMAGE",),
         "path": ("STRING", {"default": "", "tooltip": path_tooltip}),
         **extra,
         "max_frames": ("INT", {"default": 0, "min": 0, "max": 100000}),
         "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 240.0}),
+        "video": ("VIDEO", {"tooltip": "a core VIDEO (Load Video): streamed from its file; its frame rate wins"}),
     }
+
+
+def core_video(video, fps: float):
+    """A core VIDEO input as what the sources read, and its frame rate: the file it was loaded from
+    (streamed), else its frames as an IMAGE batch (a VIDEO made from images is in RAM already)."""
+    rate = getattr(video, "get_frame_rate", None)
+    fps = float(rate()) if rate is not None else fps
+    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        return Path(source), fps
+    components = video.get_components()
+    return components.images, float(components.frame_rate or fps)
 
 
 class SourceNode:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from v2v.sources import labels, pseudo_labels
 
-from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
-                     video_inputs)
+from ._comfy import (SOURCE_TYPE, SourceNode, core_video, frame_limit, progress, resolve_input_path,
+                     validate_input_path, video_inputs)
 
 FORMATS = ("cityscapes_labelIds", "cityscapes_trainIds", "cityscapes_color", "ids", "color", "pseudo")
 _SETS = {"cityscapes_labelIds": ("cityscapes", "ids"), "cityscapes_trainIds": ("cityscapes_train", "ids"),
@@ -12,12 +12,14 @@ _SETS = {"cityscapes_labelIds": ("cityscapes", "ids"), "cityscapes_trainIds": ("
 
 
 def load_labels(label_format, label_nc, instance_boundary, images=None, path="", instance_path="", remap="",
-                pseudo_k=8, person_mask="mog2", max_frames=0, fps=30.0):
+                pseudo_k=8, person_mask="mog2", max_frames=0, fps=30.0, video=None):
     """Everything the node does, callable without ComfyUI: a lazy source (frames are read, or pseudo-labelled,
     as Vid2VidGenerate streams them)."""
     src_path = resolve_input_path(path) if path and path.strip() else None
+    if video is not None:
+        images, fps = core_video(video, fps)
     if images is None and src_path is None:
-        raise ValueError("LabelVideoLoader needs an IMAGE input or a path under the input directory")
+        raise ValueError("LabelVideoLoader needs an IMAGE or VIDEO input or a path under the input directory")
     video = images if images is not None else src_path
     n = frame_limit(max_frames)
     if label_format == "pseudo":

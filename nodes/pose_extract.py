@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from v2v.sources import pose
 
-from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
-                     video_inputs)
+from ._comfy import (SOURCE_TYPE, SourceNode, core_video, frame_limit, progress, resolve_input_path,
+                     validate_input_path, video_inputs)
 
 
-def extract_pose(detector_crops="auto", smooth=True, images=None, path="", pose_keypoint=None, max_frames=0, fps=30.0):
+def extract_pose(detector_crops="auto", smooth=True, images=None, path="", pose_keypoint=None, max_frames=0, fps=30.0,
+                 video=None):
     """Everything the node does, callable without ComfyUI: a lazy source (poses are found, smoothed and drawn
     frame by frame as Vid2VidGenerate streams it)."""
+    if video is not None:
+        images, fps = core_video(video, fps)
     src_path = resolve_input_path(path) if path and path.strip() else None
     keypoints = pose_keypoint
     video = images
@@ -18,7 +21,7 @@ def extract_pose(detector_crops="auto", smooth=True, images=None, path="", pose_
     elif video is None:
         video = src_path
     if video is None and keypoints is None:
-        raise ValueError("PoseExtract needs an IMAGE input, a path under the input directory, or POSE_KEYPOINT")
+        raise ValueError("PoseExtract needs an IMAGE or VIDEO input, a path under the input directory, or POSE_KEYPOINT")
     return pose.pose_video(video, keypoints=keypoints, smooth=smooth, crops=detector_crops, fps=fps,
                            max_frames=frame_limit(max_frames), progress=progress())
 

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from v2v.sources import sketch
 
-from ._comfy import (SOURCE_TYPE, SourceNode, frame_limit, progress, resolve_input_path, validate_input_path,
-                     video_inputs)
+from ._comfy import (SOURCE_TYPE, SourceNode, core_video, frame_limit, progress, resolve_input_path,
+                     validate_input_path, video_inputs)
 
 
 def extract_sketch(mode="face", distance_transform=True, canny_outside_face=True, canny_sigma=0.33, images=None,
-                   path="", max_frames=0, fps=30.0):
+                   path="", max_frames=0, fps=30.0, video=None):
     """Everything the node does, callable without ComfyUI: a lazy source (each frame is sketched as
     Vid2VidGenerate streams it)."""
+    if video is not None:
+        images, fps = core_video(video, fps)
     video = images if images is not None else (resolve_input_path(path) if path and path.strip() else None)
     if video is None:
-        raise ValueError("SketchExtract needs an IMAGE input or a path under the input directory")
+        raise ValueError("SketchExtract needs an IMAGE or VIDEO input or a path under the input directory")
     n, cb = frame_limit(max_frames), progress()
     if mode == "edges":
         return sketch.edge_sketch(video, sigma=canny_sigma, fps=fps, max_frames=n, progress=cb)

@@ -134,8 +134,8 @@ class Vid2VidGenerate:
     CATEGORY = "vid2vid"
     FUNCTION = "generate"
     OUTPUT_NODE = True
-    RETURN_TYPES = ("IMAGE", "STRING")
-    RETURN_NAMES = ("images", "video_path")
+    RETURN_TYPES = ("IMAGE", "STRING", "VIDEO")
+    RETURN_NAMES = ("images", "video_path", "video")   # video: the core VIDEO type (hosts that have it)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -189,62 +189,23 @@ class Vid2VidGenerate:
                  **optional):
         images, path, ui = run_generate(source, model_name, output, seed, device, precision, start_frame,
                                         max_frames, filename_prefix, **optional)
-        return {"ui": ui, "result": (images, path)}
+        return {"ui": ui, "result": (images, path, core_video_output(images, path, source))}
+
+
+def core_video_output(images: torch.Tensor, path: str, source):
+    """The core VIDEO of a run: the mp4 written (video_file), else the frames with the source's frame rate;
+    None on hosts without ``comfy_api`` (ComfyUI before the VIDEO type)."""
+    try:
+        from comfy_api.latest import InputImpl, Types
+    except ImportError:
+        return None
+    if path:
+        return InputImpl.VideoFromFile(path)
+    from fractions import Fraction
+
+    rate = Fraction(float(getattr(source, "fps", 0) or 30.0)).limit_denominator(1001)
+    return InputImpl.VideoFromComponents(Types.VideoComponents(images=images, frame_rate=rate))
 
 
 NODE_CLASS_MAPPINGS = {"Vid2VidGenerate": Vid2VidGenerate}
 NODE_DISPLAY_NAME_MAPPINGS = {"Vid2VidGenerate": "vid2vid Generate"}
-
-
-def _v3_nodes() -> list[type]:
-    """The V3 twin (same node id, inputs and outputs), built only where ``comfy_api.latest`` exists."""
-    try:
-        from comfy_api.latest import io
-    except ImportError:
-        return []
-
-    spec = Vid2VidGenerate.INPUT_TYPES()
-
-    def _input(name, decl, optional):
-        kind, opts = decl[0], dict(decl[1]) if len(decl) > 1 else {}
-        tip = opts.pop("tooltip", None)
-        if isinstance(kind, list):
-            return io.Combo.Input(name, options=kind, default=opts.get("default"), tooltip=tip, optional=optional)
-        if kind == "INT":
-            return io.Int.Input(name, default=opts["default"], min=opts["min"], max=opts["max"], tooltip=tip,
-                                optional=optional)
-        if kind == "STRING":
-            return io.String.Input(name, default=opts.get("default", ""), tooltip=tip, optional=optional)
-        if kind == "IMAGE":
-            return io.Image.Input(name, tooltip=tip, optional=optional)
-        return io.Custom(kind).Input(name, tooltip=tip, optional=optional)
-
-    inputs = [_input(n, d, False) for n, d in spec["required"].items()]
-    inputs += [_input(n, d, True) for n, d in spec["optional"].items()]
-
-    class Vid2VidGenerateV3(io.ComfyNode):
-        @classmethod
-        def define_schema(cls):
-            return io.Schema(node_id="Vid2VidGenerate", display_name=NODE_DISPLAY_NAME_MAPPINGS["Vid2VidGenerate"],
-                             category=Vid2VidGenerate.CATEGORY, description=Vid2VidGenerate.__doc__,
-                             is_output_node=True, inputs=inputs,
-                             outputs=[io.Image.Output(display_name="images"),
-                                      io.String.Output(display_name="video_path")])
-
-        @classmethod
-        def validate_inputs(cls, model_name="", model_path="", **kwargs):
-            return Vid2VidGenerate.VALIDATE_INPUTS(model_name, model_path)
-
-        @classmethod
-        def fingerprint_inputs(cls, model_name="", model_path="", **kwargs):
-            return Vid2VidGenerate.IS_CHANGED(model_name, model_path)
-
-        @classmethod
-        def execute(cls, source, **kwargs):
-            images, path, ui = run_generate(source, **kwargs)
-            return io.NodeOutput(images, path, ui=ui or None)
-
-    return [Vid2VidGenerateV3]
-
-
-V3_NODES = _v3_nodes()

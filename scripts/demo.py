@@ -3,7 +3,7 @@
     .venv/bin/python scripts/demo.py [--out out/demo] [--first-frame]
 
 1. Starts the offline ComfyUI host (scripts/comfy_host.py) with this checkout as a custom node pack.
-2. Runs the shared workflow workflows/vid2vid_labels_to_street_api.json with two inputs changed, as a user
+2. Runs the shared workflow workflows/api/vid2vid_labels_to_street.json with two inputs changed, as a user
    would in the web UI: the source is the HELD-OUT last 20 % of the street video (80 pseudo-label maps,
    workflows/input/vid2vid_street_heldout/, never seen in training) and the model is the shipped
    models/vid2vid/street.safetensors (see models/vid2vid/README.md).  By default every frame is
@@ -34,7 +34,7 @@ from v2v.media.tensors import uint8_to_model  # noqa: E402
 from v2v.media.video_io import VideoWriter, frame_grid, list_images, open_video, read_frames, write_image  # noqa: E402
 
 HELDOUT = ROOT / "workflows" / "input" / "vid2vid_street_heldout"
-WORKFLOW = ROOT / "workflows" / "vid2vid_labels_to_street_api.json"
+WORKFLOW = ROOT / "workflows" / "api" / "vid2vid_labels_to_street.json"
 MODEL = "street.safetensors"
 VTEST = ROOT / ".cache" / "data" / "vtest.avi"
 GEN = "2"  # the Vid2VidGenerate node of the shared workflow

@@ -41,5 +41,5 @@ step "sample footage"
 $PY scripts/fetch_sample_data.py
 
 step "offline ComfyUI host"
-quiet_pip $PY scripts/comfy_host.py build
+quiet_pip $PY scripts/comfy_host.py build --all
 step "done"

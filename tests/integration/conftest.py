@@ -1,7 +1,10 @@
 """Fixtures that run the pack inside a real ComfyUI server (see scripts/comfy_host.py).
 
-``comfy_server`` (session): builds or reuses the cached offline host, starts one server on a free
-127.0.0.1 port with this checkout mounted as ``custom_nodes/comfyui-vid2vid``, stops it at the end.
+``comfy_server`` (session, one per host): builds or reuses the cached offline host, starts one server on a
+free 127.0.0.1 port with this checkout mounted as ``custom_nodes/comfyui-vid2vid``, stops it at the end.
+Two hosts (scripts/comfy_host.py): ``current`` (ComfyUI 0.3.75, the new frontend, V3 nodes) runs every
+host test; ``2024`` (ComfyUI of March 2024) runs only the tests marked ``host_smoke`` (the pack imports,
+its nodes are served as declared, one workflow runs).  ``$V2V_COMFY_HOSTS`` (comma-separated) narrows it.
 ``comfy`` (session): a ``ComfyClient`` for that server.  ``comfy_host`` is the helper module itself
 (``ComfyClient``, ``HistoryEntry``, ``PromptRejected``, ...).
 
@@ -36,12 +39,17 @@ def _load_helper():
 comfy_host_module = _load_helper()
 
 _HOST_FIXTURES = {"comfy_server", "comfy"}
+HOSTS = [h for h in os.environ.get("V2V_COMFY_HOSTS", "current,2024").split(",") if h]
+SMOKE_ONLY = {"2024"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if _HOST_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+            host = getattr(item, "callspec", None) and item.callspec.params.get("comfy_server")
+            if host in SMOKE_ONLY and item.get_closest_marker("host_smoke") is None:
+                item.add_marker(pytest.mark.skip(reason=f"the {host} host runs the smoke tests only"))
 
 
 @pytest.fixture(scope="session")
@@ -68,13 +76,13 @@ class _ExternalServer:
         return []
 
 
-@pytest.fixture(scope="session")
-def comfy_server(tmp_path_factory):
+@pytest.fixture(scope="session", params=HOSTS)
+def comfy_server(request, tmp_path_factory):
     external = os.environ.get("V2V_COMFY_URL")
     if external:
         yield _ExternalServer(external)
         return
-    host = comfy_host_module.ComfyHost.ensure()
+    host = comfy_host_module.ComfyHost.ensure(version=request.param)
     server = host.server(tmp_path_factory.mktemp("comfy-run"))
     server.start()
     try:

@@ -282,5 +282,5 @@ def test_label_video_loader_node(tmp_path, monkeypatch):
     source, _ = LabelVideoLoader().load("ids", 5, False, images=batch)
     assert (source.input_nc, source.label_nc) == (5, 5)
     assert np.array_equal(np.stack([f.ids for f in source.frames()]), ids % 5)
-    with pytest.raises(ValueError, match="needs an IMAGE input or a path"):
+    with pytest.raises(ValueError, match="needs an IMAGE or VIDEO input or a path"):
         LabelVideoLoader().load("ids", 5, False)

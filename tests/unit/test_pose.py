@@ -313,5 +313,5 @@ def test_pose_extract_node(monkeypatch, tmp_path):
     pose.write_openpose_json(pose.from_pose_keypoint(kp), tmp_path / "op")
     source, _, _ = PoseExtract().extract("auto", False, path="op")
     assert len(source) == 3 and PoseExtract.VALIDATE_INPUTS(path="op") is True
-    with pytest.raises(ValueError, match="needs an IMAGE input"):
+    with pytest.raises(ValueError, match="needs an IMAGE or VIDEO input"):
         PoseExtract().extract("auto", False)

@@ -314,7 +314,7 @@ def test_sketch_extract_node(tmp_path, monkeypatch):
     assert SketchExtract.IS_CHANGED(path="clip.mp4") != SketchExtract.IS_CHANGED(path="")
     source, _ = SketchExtract().extract("edges", True, True, 0.33, path="clip.mp4", max_frames=2)
     assert len(source) == 2 and source.fps == 10.0
-    with pytest.raises(ValueError, match="needs an IMAGE input or a path"):
+    with pytest.raises(ValueError, match="needs an IMAGE or VIDEO input or a path"):
         SketchExtract().extract("edges", True, True, 0.33)
 
 
