@@ -39,7 +39,7 @@ next time.  Use from Python (the test fixture does)::
 
 or from a shell::
 
-    python scripts/comfy_host.py build [--all]                  # the default host, or both
+    python scripts/comfy_host.py build [--all]                  # the default host, or both + the newest frontend
     python scripts/comfy_host.py [--version 2024] serve [--port 8188]            # until Ctrl-C
     python scripts/comfy_host.py [--version 2024] run workflows/api/x.json [--out DIR]
 
@@ -263,6 +263,33 @@ def _ensure_python(home: Path, spec: HostVersion, comfy_dir: Path) -> Path:
     stamp.write_text(want + "\n")
     _log(f"host venv ready in {time.monotonic() - t0:.0f} s")
     return python
+
+
+def newest_frontend(home: Path | None = None, requirement: str = "comfyui-frontend-package") -> tuple[str, Path]:
+    """The newest ComfyUI frontend the package index serves, unpacked: ``(version, static folder)`` for
+    ``--front-end-root``.  Newer than what 0.3.75 pins, so some of its routes may be missing there."""
+    home = (home or comfy_home()).resolve()
+    download = home / "frontend-newest" / "download"
+    download.mkdir(parents=True, exist_ok=True)
+    with _locked(home / ".lock-frontend"):
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+              "--disable-pip-version-check", "-q", requirement, "-d", str(download)])
+        wheels = sorted(download.glob("comfyui_frontend_package-*.whl"),
+                        key=lambda p: [int(x) for x in re.findall(r"\d+", p.name.split("-")[1])])
+        if not wheels:
+            raise HostError(f"pip download {requirement} left no wheel in {download}")
+        version = wheels[-1].name.split("-")[1]
+        static = home / "frontend-newest" / version / "static"
+        if not (static / "index.html").is_file():
+            with zipfile.ZipFile(wheels[-1]) as zf:
+                prefix = "comfyui_frontend_package/static/"
+                for member in zf.namelist():
+                    if member.startswith(prefix) and not member.endswith("/"):
+                        target = static / member[len(prefix):]
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with zf.open(member) as src, open(target, "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+    return version, static
 
 
 # --------------------------------------------------------------------------------------------
@@ -596,6 +623,9 @@ def main(argv: list[str] | None = None) -> int:
             host = ComfyHost.ensure(version=name)
             print(json.dumps({"host": host.version.name, "comfyui": host.version.comfyui,
                               "tree": str(host.comfy_dir), "python": str(host.python)}))
+        if args.all:      # the newest frontend too (tests/integration/test_newest_frontend.py loads it)
+            version, static = newest_frontend()
+            print(json.dumps({"frontend": version, "static": str(static)}))
         return 0
     host = ComfyHost.ensure(version=args.version)
     run_dir = getattr(args, "run_dir", None) or Path(tempfile.mkdtemp(prefix="run-", dir=host.home))
