@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,14 @@ def test_cut_detector_smoke(tmp_path):
     assert total["cuts"] >= 60 and total["found"] == total["cuts"] and total["false_alarms"] == 0
     assert {"footage", "labels", "canny", "pose"} <= set(report["kinds"])
     assert all(c["call_ms"] > 0 for c in report["frame_cost"])
+
+
+def test_model_cost_runs_and_matches_the_readme():
+    """bench/model_cost.py builds the network on the meta device (it crashed there once: autocast has no
+    meta backend); its default row is the README's 2018 GFLOPs and 388 M parameters."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "model_cost.py")], capture_output=True, text=True,
+                          cwd=REPO, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    fg = next(r for r in rows if r["foreground"])
+    assert (fg["gflops_per_frame"], fg["params_millions"]) == (2018.3, 387.7)

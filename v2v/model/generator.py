@@ -12,6 +12,8 @@ scale reuses every ``scales.*`` weight of the coarser model unchanged (progressi
 """
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +24,13 @@ from .config import GeneratorConfig
 from .flow import warp
 from .layers import conv_block, decoder_trunk, encoder, init_weights, output_conv, res_blocks, up_block
 
+
+
+def _autocast_off(device: torch.device):
+    """A region in fp32 under any autocast; a no-op on devices without autocast (``meta``: cost counting)."""
+    if device.type in ("cuda", "cpu", "xpu", "mps"):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
 
 @dataclass
 class GeneratorOutput:
@@ -189,7 +198,7 @@ class Vid2VidGenerator(nn.Module):
 
         # Flow and mask heads, warp and blend in fp32 even under bf16 autocast: the flow is scaled by
         # 20 * 2**(n_scales-1) pixels, and bf16's 8-bit mantissa would cost whole pixels of motion.
-        with torch.autocast(device_type=flow_features.device.type, enabled=False):
+        with _autocast_off(flow_features.device):
             flow_features = flow_features.float()
             hallucinated = hallucinated.float()
             flow = self.flow_head(flow_features) * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
