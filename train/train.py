@@ -463,6 +463,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     if cap < cfg.n_frames_max:
         log(f"note: the shortest training sequence has {cap} frames; clips are capped at {cap}")
     gcfg = build_generator_config(cfg, dcfg, train_ds.source_nc)
+    trained_hw = dcfg.crop_size or dcfg.load_size or train_ds.sequences[0].size
+    problem = gcfg.frame_size_problem(*trained_hw)
+    if problem:                                   # refused before any step, not deep inside the first one
+        raise DatasetError(f"training frames: {problem} (set data.crop_size or data.load_size)")
 
     # ---- models and optimizers ---------------------------------------------------------------------------
     G = Vid2VidGenerator(gcfg)

@@ -278,8 +278,9 @@ class Padding:
     right: int = 0
 
     @classmethod
-    def to_multiple(cls, size: tuple[int, int], m: int) -> "Padding":
-        ph, pw = -size[0] % m, -size[1] % m
+    def to_multiple(cls, size: tuple[int, int], m: int, least: int = 0) -> "Padding":
+        """To the next multiple of ``m``, and to at least ``least`` (the network's smallest side)."""
+        ph, pw = (max(-s % m, least - s) if s < least else -s % m for s in size)
         return cls(ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
 
     def __bool__(self) -> bool:
@@ -391,7 +392,7 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
     frames = frame_range(source, start, max_frames)
     check_channels(cfg, source)
     size = (int(source.height), int(source.width))
-    pad = Padding.to_multiple(size, cfg.size_multiple)
+    pad = Padding.to_multiple(size, cfg.size_multiple, cfg.min_frame_side)
     styles = _style_getter(style, cfg, frames.stop)
     real = _first_frames(first_frame, cfg, size)
     check_generation_memory(model, (size[0] + pad.top + pad.bottom, size[1] + pad.left + pad.right), device, precision)

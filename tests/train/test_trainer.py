@@ -148,3 +148,12 @@ def test_bad_dataset_stops_before_training(toy, tmp_path):
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and str(victim) in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o" / "losses.jsonl").exists()
+
+
+def test_frames_of_the_size_multiple_are_refused_before_training(toy, tmp_path):
+    """4x4 crops leave the tiny network (size multiple 4) a 1x1 bottleneck: refused up front, naming the size."""
+    r = subprocess.run(TRAIN + ["--set", f"data.root={toy}", "--set", "data.crop_size=[4,4]", "--out",
+                                str(tmp_path / "o")], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "too small for this network" in r.stderr and "smallest frames it takes are 8x8" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "o" / "losses.jsonl").exists()

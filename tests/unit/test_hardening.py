@@ -243,3 +243,20 @@ def test_resume_names_the_changed_fields_and_trims_the_log(tmp_path):
     log.write_text("".join(json.dumps({"step": s}) + "\n" for s in (1, 2, 3, 4, 5, 6)) + '{"step": 7, "lo')
     trim_loss_log(log, 4)
     assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_frames_too_small_for_the_bottleneck_are_padded_up_and_cropped_back():
+    cfg = GeneratorConfig(input_nc=3, **TINY)          # size multiple 2, smallest side 4
+    assert cfg.min_frame_side == 4
+    assert "too small" in cfg.frame_size_problem(2, 2) and "too small" in cfg.frame_size_problem(2, 8)
+    assert cfg.frame_size_problem(4, 4) is None and "not a multiple" in cfg.frame_size_problem(5, 4)
+    pad = pipeline.Padding.to_multiple((1, 3), 2, 4)
+    assert (1 + pad.top + pad.bottom, 3 + pad.left + pad.right) == (4, 4)
+    frames = list(pipeline.generate(tiny_model().eval(), _rgb_source(1, 3), shots=None))
+    assert len(frames) == 2 and frames[0].frame.shape == (3, 1, 3)
+
+
+def _rgb_source(h: int, w: int):
+    from v2v.sources.base import tensor_source
+
+    return tensor_source(torch.zeros(2, 3, h, w), kind="sketch", fps=10.0)

@@ -65,14 +65,15 @@ def test_node_is_registered_with_its_contract():
     assert pack_nodes.NODE_CLASS_MAPPINGS["Vid2VidGenerate"] is Vid2VidGenerate
     spec = Vid2VidGenerate.INPUT_TYPES()
     assert spec["required"]["source"] == ("V2V_SOURCE",)
-    assert Vid2VidGenerate.RETURN_TYPES == ("IMAGE", "STRING") and Vid2VidGenerate.OUTPUT_NODE
+    assert Vid2VidGenerate.RETURN_TYPES == ("IMAGE", "STRING", "VIDEO") and Vid2VidGenerate.OUTPUT_NODE
 
 
 def test_image_mode_frame_count_size_and_range(model_dir):
     save_model(model_dir)
     assert "tiny.safetensors" in models.list_models()
     out = Vid2VidGenerate().generate(rgb_source(5), "tiny.safetensors", "images", 0, "cpu", "fp32", 0, 0, "x")
-    images, path = out["result"]
+    images, path, video = out["result"]
+    assert video is None                       # no comfy_api here: no VIDEO type
     assert images.shape == (5, 16, 24, 3) and images.dtype == torch.float32
     assert 0 <= float(images.min()) and float(images.max()) <= 1 and path == ""
     assert float(images.std()) > 0

@@ -93,6 +93,23 @@ class GeneratorConfig:
         return 2 ** (self.n_downsample + self.n_scales - 1)
 
     @property
+    def min_frame_side(self) -> int:
+        """The smallest height and width: the bottleneck needs 2x2 pixels (its residual blocks reflect-pad by
+        one; a 1x1 one also leaves instance normalisation one value) and the 7x7 input convolution 4."""
+        return max(2 * self.size_multiple, 4)
+
+    def frame_size_problem(self, height: int, width: int) -> str | None:
+        """Why the network cannot take ``height`` x ``width`` frames (None: it can)."""
+        m, least = self.size_multiple, self.min_frame_side
+        if height % m or width % m:
+            return (f"frame size {width}x{height} is not a multiple of {m} (n_downsample={self.n_downsample}, "
+                    f"n_scales={self.n_scales}); resize or crop to e.g. {width // m * m or m}x{height // m * m or m}")
+        if height < least or width < least:
+            return (f"frames of {width}x{height} are too small for this network (its bottleneck would be under "
+                    f"2x2 pixels, a 1x1 one at {m}x{m}); the smallest frames it takes are {least}x{least}")
+        return None
+
+    @property
     def foreground_ngf(self) -> int:
         return self.fg_ngf or max(1, self.ngf // 2)
 

@@ -144,10 +144,9 @@ class Vid2VidGenerator(nn.Module):
             raise ValueError(f"sources must be [B, L+1={L + 1}, input_nc={cfg.input_nc}, H, W], "
                              f"got {tuple(sources.shape)}")
         h, w = sources.shape[-2:]
-        m = cfg.size_multiple
-        if h % m or w % m:
-            raise ValueError(f"frame size {w}x{h} is not a multiple of {m} (n_downsample={cfg.n_downsample}, "
-                             f"n_scales={cfg.n_scales}); resize or crop to e.g. {w // m * m or m}x{h // m * m or m}")
+        problem = cfg.frame_size_problem(h, w)
+        if problem:
+            raise ValueError(problem)
         if prev_frames is not None and prev_frames.shape != (sources.shape[0], L, cfg.output_nc, h, w):
             raise ValueError(f"prev_frames must be [B, L={L}, {cfg.output_nc}, {h}, {w}], got {tuple(prev_frames.shape)}")
         if cfg.style_nc and (style is None or style.shape != (sources.shape[0], L + 1, cfg.style_nc, h, w)):
