@@ -35,7 +35,6 @@ NODE_MODULES: tuple[str, ...] = (
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
-_MODULES = []
 
 
 def _register(module) -> None:
@@ -48,7 +47,6 @@ def _register(module) -> None:
                               f"{NODE_CLASS_MAPPINGS[key].__module__}")
         NODE_CLASS_MAPPINGS[key] = cls
     NODE_DISPLAY_NAME_MAPPINGS.update(getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", {}) or {})
-    _MODULES.append(module)
 
 
 for _name in NODE_MODULES:
