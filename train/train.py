@@ -711,8 +711,8 @@ def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, w
 def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up=False,
             mask_reg=True) -> dict[str, torch.Tensor]:
     """The generator's loss terms at frame t (unweighted; names of v2v.model.losses.TERM_WEIGHTS).  ``warm_up``: the
-    mask was forced to 1, so the mask and warp terms have nothing to act on (no flow terms at all at t = 0).
-    ``mask_reg``: add the mask regulariser (pushes towards warping)."""
+    mask was forced to 1, so the mask regulariser has nothing to act on and is left out; the flow and warp terms
+    still apply from t = 1 (none at t = 0).  ``mask_reg``: add the mask regulariser (pushes towards warping)."""
     real_t = real[:, t]
     fake_feats = D_raw.image(torch.cat([cond, fake], 1))
     raw_feats = D_raw.image(torch.cat([cond, out.hallucinated], 1))

@@ -202,3 +202,14 @@ def test_weighted_sum_uses_loss_weights():
     assert set(TERM_WEIGHTS.values()) <= set(w.to_dict())
     with pytest.raises(KeyError, match="unknown loss term"):
         weighted_sum({"gann": one}, w)
+
+
+def test_the_generator_warp_term_has_its_own_weight():
+    """It can be weighed, or switched off, without touching lambda_W of the flow terms."""
+    from v2v.model.config import LossWeights
+    from v2v.model.losses import weighted_sum
+
+    terms = {"flow_epe": torch.tensor(1.0), "flow_warp": torch.tensor(2.0), "generator_warp": torch.tensor(4.0)}
+    assert weighted_sum(terms, LossWeights()).item() == 10 * 1 + 10 * 2 + 10 * 4
+    assert weighted_sum(terms, LossWeights(generator_warp=0.0)).item() == 10 * 1 + 10 * 2
+    assert weighted_sum(terms, LossWeights(flow=0.0)).item() == 10 * 4

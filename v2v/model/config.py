@@ -161,7 +161,8 @@ class LossWeights:
     gan: float = 1.0
     feature_matching: float = 10.0
     vgg: float = 10.0
-    flow: float = 10.0             # lambda_W of Eq. 5/8
+    flow: float = 10.0             # lambda_W of Eq. 5/8 (flow EPE and flow warp)
+    generator_warp: float = 10.0   # warp consistency of the output (the reference weighs it with lambda_W too)
     mask: float = 1.0
     temporal_gan: float = 1.0
 

@@ -34,7 +34,7 @@ TERM_WEIGHTS: dict[str, str] = {
     "vgg": "vgg",
     "flow_epe": "flow",
     "flow_warp": "flow",
-    "generator_warp": "flow",
+    "generator_warp": "generator_warp",
     "mask": "mask",
     "temporal_gan": "temporal_gan",
     "temporal_feature_matching": "feature_matching",
