@@ -55,3 +55,12 @@ def test_model_cost_runs_and_matches_the_readme():
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     fg = next(r for r in rows if r["foreground"])
     assert (fg["gflops_per_frame"], fg["params_millions"]) == (2018.3, 387.7)
+
+
+def test_train_throughput_smallest_configuration():
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "train_throughput.py"), "--preset", "tiny", "--size",
+                           "64x64", "--steps", "1", "--warmup", "1"], capture_output=True, text=True, cwd=REPO,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["steps"] == 1 and row["loop_frames_per_s"] > 0 and row["size"] == "64x64"
