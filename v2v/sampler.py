@@ -45,7 +45,7 @@ class StreamingSampler:
         precision: ``"fp32"`` (default) or ``"bf16"`` (autocast; on CUDA, or on CPU where supported).
             History and outputs are kept in float32 either way.
         seed: seeds the RNG around every step (frame t uses ``seed + t``), so any stochastic part of
-            the model or of a style sampler driven by ``self.generator`` is reproducible.
+            the model is reproducible.
         first_frame: optional real frame(s) ``[3, H, W]`` or ``[k, 3, H, W]`` (k <= L) in [-1, 1]:
             see the module docstring.
     """
@@ -61,7 +61,6 @@ class StreamingSampler:
         self.cfg = model.cfg
         self.precision = precision
         self.seed = int(seed)
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         L = self.cfg.n_past
         self.sources: deque[torch.Tensor] = deque(maxlen=L)   # last L sources, oldest first
         self.styles: deque[torch.Tensor] = deque(maxlen=L)    # last L style maps (style_nc > 0 only)
@@ -133,4 +132,3 @@ class StreamingSampler:
         self.outputs.clear()
         self.frame_index = 0
         self._real = list(self._given) if first_frame else []
-        self.generator.manual_seed(self.seed)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from v2v.model.flow import ALIGN_CORNERS, base_grid, resize_flow, warp
+from v2v.model.flow import ALIGN_CORNERS, base_grid, warp
 
 
 def test_align_corners_is_stated():
@@ -52,14 +52,6 @@ def test_warp_is_differentiable_in_flow_and_image():
     flow = (torch.rand(1, 2, 6, 6) * 2 - 1).requires_grad_()
     warp(img, flow).sum().backward()
     assert img.grad.abs().sum() > 0 and flow.grad.abs().sum() > 0
-
-
-def test_resize_flow_scales_vectors():
-    flow = torch.ones(1, 2, 4, 4)
-    out = resize_flow(flow, (8, 16))
-    assert out.shape == (1, 2, 8, 16)
-    assert torch.allclose(out[:, 0], torch.full((1, 8, 16), 4.0))
-    assert torch.allclose(out[:, 1], torch.full((1, 8, 16), 2.0))
 
 
 def test_base_grid_is_pixel_coordinates():

@@ -37,11 +37,3 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     grid = (coords / scale * 2 - 1).permute(0, 2, 3, 1)
     return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border",
                          align_corners=ALIGN_CORNERS)
-
-
-def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a pixel flow to ``size`` (H, W), rescaling its vectors with the image."""
-    h, w = flow.shape[-2:]
-    out = F.interpolate(flow, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
-    sx, sy = size[1] / w, size[0] / h
-    return out * torch.tensor([sx, sy], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
