@@ -2,7 +2,8 @@
 
     python train/train.py --config train/configs/labels_street.yaml --set data.root=data/street
     accelerate launch --num_processes 4 train/train.py --config train/configs/pose_body.yaml
-    accelerate launch --cpu --num_processes 2 train/train.py --config train/configs/tiny.yaml
+    accelerate launch --multi_gpu --num_processes 2 train/train.py --config ...   # also on CPUs (gloo)
+    torchrun --nproc_per_node 2 train/train.py --config ...                      # the same without accelerate
     python train/train.py --config ... --resume            # continue from <out_dir>/checkpoints/latest
 
 Reads top to bottom: config -> Accelerator -> data (validated before anything trains) -> models and
@@ -27,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import os
 import random
-import shutil
 import signal
 import sys
 import time
@@ -48,16 +47,17 @@ if __package__ in (None, ""):  # run as `python train/train.py`: import the repo
 import numpy as np
 import torch
 import yaml
-from torch import nn
 
-from train.data import ClipDataset, DataConfig, DatasetError, build_datasets, dataset_defaults, read_dataset_json
+from train.data import DataConfig, DatasetError, build_datasets, dataset_defaults, read_dataset_json
+from train.evaluation import stats_sample, validate, write_sample
+from train.state import (TrainState, check_resume, latest_state, load_training_state, networks_record,
+                         remove_unfinished_states, save_training_state, trim_loss_log, weights_digest)
 from v2v.model import losses as L
 from v2v.model.checkpoint import load_generator, save_generator
 from v2v.model.config import DiscriminatorConfig, GeneratorConfig, LossWeights, dataclass_from_dict, preset
-from v2v.model.discriminators import MultiscalePatchD, TemporalD
+from v2v.model.discriminators import Discriminators
 from v2v.model.generator import Vid2VidGenerator
-from v2v.media.metrics import psnr, ssim, to_uint8_frames, warping_error
-from v2v.media.tensors import model_to_uint8, uint8_to_model
+from v2v.model.style import clip_style, fit_style_gmm
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -173,177 +173,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# discriminators in one module (one DDP wrapper, one optimizer)
-class Discriminators(nn.Module):
-    """D_I (image, conditioned on the source frame) and D_V (temporal, conditioned on real flow)."""
-
-    def __init__(self, source_nc: int, cfg: DiscriminatorConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.image = MultiscalePatchD(source_nc + 3, cfg)
-        self.temporal = TemporalD(cfg) if cfg.n_temporal_scales > 0 else None
-
-    def temporal_scales(self, n_frames: int) -> list[int]:
-        if self.temporal is None:
-            return []
-        return [s for s in range(self.cfg.n_temporal_scales) if self.temporal.frames_needed(s) <= n_frames]
-
-    def forward(self, source, real, fake, raw, real_clip, fake_clip, flows) -> tuple[torch.Tensor, dict]:
-        """The D loss of one frame.  fake/raw/fake_clip must be detached.  Clips [B, t+1, 3, H, W],
-        flows [B, t, 2, H, W] (flows[:, i] maps real frame i onto i+1)."""
-        b = real.shape[0]
-        feats = self.image(torch.cat([torch.cat([source, x], 1) for x in (real, fake, raw)], 0))
-        r, f, h = _split(feats, 3)
-        terms = {"d_image": L.lsgan_d_loss(r, f) + L.lsgan_d_loss(r, h)}
-        total = terms["d_image"]
-        for s in self.temporal_scales(real_clip.shape[1]):
-            rw, fw = self.temporal.windows(real_clip, flows, s)
-            kw, _ = self.temporal.windows(fake_clip, None, s)
-            tf = self.temporal(torch.cat([rw, kw], 0), torch.cat([fw, fw], 0), s)
-            tr, tk = _split(tf, 2)
-            terms[f"d_temporal{s}"] = L.lsgan_d_loss(tr, tk)
-            total = total + terms[f"d_temporal{s}"]
-        assert total.shape == () and b > 0
-        return total, terms
-
-
-def _split(feats, n: int):
-    """Nested D features of a batch stacked n times -> n nested feature lists."""
-    return [[[t.chunk(n, 0)[k] for t in scale] for scale in feats] for k in range(n)]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# checkpoints: accelerate state + our position, atomic by rename + a pointer file
-class TrainState:
-    """Registered with accelerate so save_state/load_state carry the trainer's position."""
-
-    def __init__(self) -> None:
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-
-    def state_dict(self) -> dict[str, int]:
-        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
-
-
-def latest_state(out_dir: Path) -> Path | None:
-    """The newest COMPLETE state folder (named in checkpoints/latest), or None."""
-    pointer = out_dir / "checkpoints" / "latest"
-    if not pointer.is_file():
-        return None
-    path = out_dir / "checkpoints" / pointer.read_text().strip()
-    return path if (path / "trainer.json").is_file() else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            with open(p, "rb+") as f:
-                os.fsync(f.fileno())
-
-
-def networks_record(gcfg: GeneratorConfig, dis_cfg: DiscriminatorConfig, style_encoder_ngf: int | None) -> dict:
-    """What shapes the saved weights: compared on --resume, so a changed config is named, not a size mismatch."""
-    return {"generator": gcfg.to_dict(), "discriminator": dis_cfg.to_dict(),
-            "style_encoder": None if style_encoder_ngf is None else {"ngf": style_encoder_ngf}}
-
-
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
-
-
-def changed_fields(saved: dict, now: dict) -> list[str]:
-    """``name: saved -> now`` for every network setting that differs (flattened dotted names)."""
-    a, b = _flat(json.loads(json.dumps(saved))), _flat(json.loads(json.dumps(now)))
-    return [f"{k}: {a.get(k, '(unset)')} -> {b.get(k, '(unset)')}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-
-
-def check_resume(found: Path, record: dict) -> None:
-    """Refuse to resume a state whose networks were built from another config, naming what changed."""
-    saved = json.loads((found / "trainer.json").read_text()).get("networks")
-    if saved is None:     # a state written before the record existed: the load itself will tell
-        return
-    changed = changed_fields(saved, record)
-    if changed:
-        raise ValueError(f"--resume: the networks' config changed since {found} was saved ({'; '.join(changed)}); "
-                         "resume with the config the run started with, or train into a new out_dir")
-
-
-def load_training_state(accelerator, found: Path) -> None:
-    try:
-        accelerator.load_state(str(found))
-    except RuntimeError as e:   # a state without a networks record and another config: name it in one line
-        first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
-        raise ValueError(f"--resume: the saved state {found} does not fit the networks of this config ({first}); "
-                         "resume with the config the run started with, or train into a new out_dir") from None
-
-
-def trim_loss_log(path: Path, step: int) -> None:
-    """Drop the lines of steps after ``step`` (made after the resumed state, before a kill): they are redone."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if int(json.loads(line)["step"]) <= step:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):   # a half-written last line
-            continue
-    _write_atomic(path, "".join(ln + "\n" for ln in kept))
-
-
-def remove_unfinished_states(out_dir: Path) -> None:
-    """State folders a kill interrupted while being written (never pointed at by checkpoints/latest)."""
-    for tmp in (out_dir / "checkpoints").glob(".tmp-state-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def save_training_state(accelerator, out_dir: Path, state: TrainState, keep: int, networks: dict | None = None) -> Path:
-    """All processes call this.  Writes checkpoints/.tmp-state-N, renames it to state-N when complete and
-    only then points checkpoints/latest at it: a kill at any moment leaves the previous state usable.
-    ``networks`` (:func:`networks_record`) is kept beside the trainer's counters for :func:`check_resume`."""
-    ckpt = out_dir / "checkpoints"
-    name = f"state-{state.step:08d}"
-    tmp = ckpt / f".tmp-{name}"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    final = ckpt / name
-    if accelerator.is_main_process:
-        (tmp / "trainer.json").write_text(json.dumps({**state.state_dict(), "networks": networks}))
-        _fsync_tree(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _write_atomic(ckpt / "latest", name + "\n")
-        states = sorted(p for p in ckpt.glob("state-*") if p.is_dir())
-        for old in states[:-max(1, keep)]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
-
-
-# ---------------------------------------------------------------------------------------------------------
 # helpers
 def build_generator_config(cfg: TrainConfig, dcfg: DataConfig, source_nc: int) -> GeneratorConfig:
     task = {"input_nc": source_nc, "label_nc": dcfg.label_nc if dcfg.source_kind == "labels" else 0}
@@ -362,37 +191,6 @@ def batches_of_epoch(n_items: int, epoch: int, seed: int, batch_size: int, n_pro
     return [order[i * per_step + rank * batch_size: i * per_step + (rank + 1) * batch_size] for i in range(n_batches)]
 
 
-def source_preview(source: torch.Tensor, dcfg: DataConfig) -> torch.Tensor:
-    """[B, C, H, W] source -> [B, 3, H, W] in [-1, 1] for sample strips."""
-    if dcfg.source_kind == "labels":
-        from v2v.sources.labels import generic_label_set, ids_to_colors
-
-        ids = source[:, : dcfg.label_nc].argmax(1).cpu().numpy()
-        pal = generic_label_set(max(dcfg.label_nc, 2)).palette()
-        rgb = np.stack([ids_to_colors(i, pal) for i in ids])
-        return uint8_to_model(rgb).to(source.device)
-    if source.shape[1] == 3:
-        return source.clamp(-1, 1)
-    return (source[:, :1].clamp(0, 1) * 2 - 1).repeat(1, 3, 1, 1)
-
-
-def weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _style(encoder, target, instance, frames: list[int]):
-    """Instance-averaged style features of the given frames: [B, len(frames), d, H, W] (None without an encoder)."""
-    if encoder is None:
-        return None
-    b, n = target.shape[0], len(frames)
-    feats = encoder(target[:, frames].flatten(0, 1), instance[:, frames].flatten(0, 1))
-    return feats.view(b, n, *feats.shape[1:])
-
-
 def input_window(t: int, n_past: int) -> list[int]:
     """Frames F sees at t: t-L..t, the missing past padded with frame 0 (as the sampler pads its first frames)."""
     return [max(0, i) for i in range(t - n_past, t + 1)]
@@ -403,36 +201,6 @@ def starts_generated(step: int, cfg: "TrainConfig") -> bool:
     if cfg.generated_start <= 0:
         return False
     return random.Random(cfg.seed * 1_000_003 + step).random() < cfg.generated_start
-
-
-def fit_style_gmm(encoder, dataset: ClipDataset, label_nc: int, n_components: int, device, max_items: int = 64) -> dict:
-    """Per-class Gaussian mixtures (scikit-learn) of the instance-averaged style vectors of training frames.
-
-    Returns a JSON-able dict {class_id: {"weights", "means", "covariances"}} (diagonal covariances)."""
-    from sklearn.mixture import GaussianMixture
-
-    per_class: dict[int, list[np.ndarray]] = {}
-    with torch.no_grad():
-        for i in range(min(len(dataset), max_items)):
-            item = dataset[i]
-            target, inst, src = item["target"].to(device), item["instance"].to(device), item["source"]
-            feats = encoder(target, inst).cpu()                       # [T, d, H, W]
-            ids = src[:, :label_nc].argmax(1)                        # [T, H, W]
-            for t in range(feats.shape[0]):
-                inst_t = item["instance"][t, 0]
-                for k in inst_t.unique().tolist():
-                    where = inst_t == k
-                    cls = int(ids[t][where].mode().values)
-                    vec = feats[t][:, where].mean(1).numpy()
-                    per_class.setdefault(cls, []).append(vec)
-    out = {}
-    for cls, vecs in sorted(per_class.items()):
-        x = np.stack(vecs).astype(np.float64)
-        k = max(1, min(n_components, len(x)))
-        gmm = GaussianMixture(n_components=k, covariance_type="diag", random_state=0, reg_covar=1e-4).fit(x)
-        out[str(cls)] = {"weights": gmm.weights_.tolist(), "means": gmm.means_.tolist(),
-                         "covariances": gmm.covariances_.tolist(), "n_samples": len(x)}
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -457,7 +225,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     dcfg = data_config(cfg)
     weights = LossWeights.from_dict(cfg.loss)
     dis_cfg = DiscriminatorConfig.from_dict(cfg.disc)
-    n_past = int(cfg.model.get("n_past", GeneratorConfig.__dataclass_fields__["n_past"].default))
+    # L from the model's config (preset + overrides); the source channels are known once the data is read
+    n_past = preset(cfg.preset, input_nc=1, **{k: v for k, v in cfg.model.items() if k == "n_past"}).n_past
     train_ds, val_ds = build_datasets(dcfg, n_frames=n_past + 1, min_frames=n_past + 1)
     cap = train_ds.min_length
     if cap < cfg.n_frames_max:
@@ -657,7 +426,7 @@ def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, w
     for t in range(t_first, T):
         with accelerator.accumulate(G, D):
             window = input_window(t, n_past)
-            style = _style(E, real, inst, window) if E is not None else None
+            style = clip_style(E, real, inst, window) if E is not None else None
             warm_up = t < n_past                               # generated start: nothing trustworthy to warp
             prev = torch.stack(([history[0]] * n_past + history)[-n_past:], 1) if history else None
             out = G(src[:, window], prev, style=style, force_hallucinate=warm_up)
@@ -749,91 +518,6 @@ def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up=F
     return terms
 
 
-class _ClipStyle:
-    """Per-frame style features of one clip for the pipeline (``get(t) -> [d, H, W]``): E on the real frames."""
-
-    def __init__(self, encoder, target, instance) -> None:
-        self.encoder, self.target, self.instance = encoder, target[None], instance[None]
-
-    def get(self, t: int) -> torch.Tensor:
-        return _style(self.encoder, self.target, self.instance, [t])[0, 0]
-
-
-@torch.no_grad()
-def generate_clip(G, E, item, device, n_past, dcfg: DataConfig, *, real_first: bool = True) -> torch.Tensor:
-    """One clip (``item``: tensors ``[T, ...]``) generated exactly as the nodes generate: through
-    :func:`v2v.pipeline.generate` (the StreamingSampler, the model in eval mode), starting from the real first
-    L frames when ``real_first``.  Returns ``[T, 3, H, W]`` on the CPU; the models' train mode is restored."""
-    from v2v.media.tensors import model_to_image
-    from v2v.pipeline import generate
-    from v2v.sources.base import tensor_source
-
-    kind = {"labels": "label", "rgb": "pose", "array": "sketch"}[dcfg.source_kind]
-    source = tensor_source(item["source"], kind=kind, label_nc=dcfg.label_nc if kind == "label" else 0)
-    style = _ClipStyle(E, item["target"].to(device), item["instance"].to(device)) if E is not None else None
-    modes = [(m, m.training) for m in (G, E) if m is not None]
-    try:
-        for m, _ in modes:
-            m.eval()
-        first = model_to_image(item["target"][:n_past]) if real_first else None
-        frames = [g.frame.float().cpu() for g in generate(G, source, first_frame=first, style=style, device=device,
-                                                           shots=None)]
-    finally:
-        for m, was in modes:
-            m.train(was)
-    return torch.stack(frames)
-
-
-def validate(G, E, val_ds: ClipDataset, accelerator, n_past: int, cfg: "TrainConfig") -> dict[str, float]:
-    """PSNR / SSIM of generated vs held-out frames and the temporal warping error (FACTS.md), the frames made by
-    the nodes' pipeline; with real first frames those L frames are not scored."""
-    Gm = accelerator.unwrap_model(G)
-    Em = accelerator.unwrap_model(E) if E is not None else None
-    skip = n_past if cfg.val_first_frame else 0
-    ps, ss, we, we_ref = [], [], [], []
-    for i in range(len(val_ds)):
-        item = val_ds[i]
-        gen = generate_clip(Gm, Em, item, accelerator.device, n_past, val_ds.cfg, real_first=cfg.val_first_frame)
-        real = item["target"]
-        ps.append(float(psnr(gen[skip:], real[skip:]).mean()))
-        if min(real.shape[-2:]) >= 11:
-            ss.append(float(ssim(gen[skip:], real[skip:]).mean()))
-        ref_u8, gen_u8 = to_uint8_frames(real), to_uint8_frames(gen)
-        we.append(warping_error(ref_u8, gen_u8, cache=val_ds.flows).mean)
-        we_ref.append(warping_error(ref_u8, ref_u8, cache=val_ds.flows).mean)
-    out = {"psnr": float(np.mean(ps)), "warping_error": float(np.mean(we)),
-           "warping_error_real": float(np.mean(we_ref))}
-    if ss:
-        out["ssim"] = float(np.mean(ss))
-    return out
-
-
-def stats_sample(batch, G, E, accelerator, dcfg, n_past):
-    """The last frame of the first clip of the batch, generated by the pipeline from its real first frames:
-    (source preview, generated, real), each [3, H, W]."""
-    Gm = accelerator.unwrap_model(G)
-    Em = accelerator.unwrap_model(E) if E is not None else None
-    one = {k: v[0] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() >= 4}
-    gen = generate_clip(Gm, Em, one, accelerator.device, n_past, dcfg)[-1]
-    src = source_preview(one["source"][-1:].cpu(), dcfg)[0]
-    return src, gen, one["target"][-1].cpu()
-
-
-def write_sample(parts, samples_dir: Path, step: int, accelerator, cfg: TrainConfig) -> None:
-    import cv2
-
-    strip = torch.cat(parts, dim=2)  # [3, H, 3W] source | generated | real
-    samples_dir.mkdir(parents=True, exist_ok=True)
-    img = model_to_uint8(strip)
-    cv2.imwrite(str(samples_dir / f"step{step:08d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    if cfg.log_with == "tensorboard":
-        try:
-            writer = accelerator.get_tracker("tensorboard", unwrap=True)
-            writer.add_image("sample/source|generated|real", (strip.clamp(-1, 1) + 1) / 2, step)
-        except Exception as e:  # logging must never stop training
-            accelerator.print(f"warning: could not log the sample image: {e}")
-
-
 def source_metadata(root, native: tuple[int, int], size: tuple[int, int], boundary: bool = False) -> str | None:
     """The ``v2v.source`` metadata of a model trained on the dataset at ``root``: the recipe its ``dataset.json``
     records, with the extraction scale (the dataset's frame height over the height the model learnt at) and,
@@ -887,42 +571,7 @@ def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, fina
     accelerator.wait_for_everyone()
 
 
-def _requested_cpu_processes() -> int:
-    """``accelerate launch --cpu --num_processes N`` (accelerate 1.x) starts ONE process and expects mpirun to
-    start the others.  Detect that case (the launcher's CPU flag and rendezvous address are set, no rank is)
-    and read N from the launcher's command line, so the documented command really trains on N processes."""
-    env = os.environ
-    if env.get("ACCELERATE_USE_CPU", "").lower() not in ("true", "1") or "MASTER_ADDR" not in env:
-        return 1
-    if any(k in env for k in ("WORLD_SIZE", "LOCAL_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")):
-        return 1
-    try:
-        args = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return 1
-    for i, a in enumerate(args):
-        if a.startswith("--num_processes=") or a.startswith("--num-processes="):
-            return int(a.split("=", 1)[1])
-        if a in ("--num_processes", "--num-processes") and i + 1 < len(args):
-            return int(args[i + 1])
-    return 1
-
-
-def _relaunch_with_torchrun(n: int) -> None:
-    """Replace this process by torch.distributed.run starting ``n`` CPU workers of this script (gloo)."""
-    env = os.environ
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--nnodes", "1",
-           "--master_addr", env.get("MASTER_ADDR", "127.0.0.1"), "--master_port", env.get("MASTER_PORT", "29500"),
-           str(Path(__file__).resolve()), *sys.argv[1:]]
-    print(f"train: starting {n} CPU processes with torch.distributed.run", file=sys.stderr, flush=True)
-    os.execv(sys.executable, cmd)
-
-
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
-        n = _requested_cpu_processes()
-        if n > 1:
-            _relaunch_with_torchrun(n)
     p = argparse.ArgumentParser(description="Train a vid2vid generator (see the module docstring).")
     p.add_argument("--config", help="YAML file (train/configs/*.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

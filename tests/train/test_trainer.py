@@ -121,7 +121,7 @@ def test_two_process_ddp_ends_with_identical_weights(toy, tmp_path):
     out = tmp_path / "ddp"
     launcher = str(Path(sys.executable).parent / "accelerate")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    r = subprocess.run([launcher, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    r = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                         "--mixed_precision", "no", "--dynamo_backend", "no",
                         str(REPO / "train" / "train.py"), "--config", str(REPO / "train/configs/tiny.yaml"),
                         "--set", f"data.root={toy}", "--out", str(out), "--set", "max_steps=4",

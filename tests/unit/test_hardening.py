@@ -218,7 +218,7 @@ def test_prepare_refuses_a_one_frame_video(tmp_path):
 
 # ---- the trainer's resume ---------------------------------------------------------------------------------
 def test_resume_names_the_changed_fields_and_trims_the_log(tmp_path):
-    from train.train import changed_fields, check_resume, load_training_state, trim_loss_log
+    from train.state import changed_fields, check_resume, load_training_state, trim_loss_log
 
     saved = {"generator": {"ngf": 8, "n_scales": 1}, "discriminator": {"ndf": 8}, "style_encoder": None}
     now = {"generator": {"ngf": 12, "n_scales": 1}, "discriminator": {"ndf": 8}, "style_encoder": {"ngf": 16}}

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import losses as L
 from .config import DiscriminatorConfig
 from .flow import warp
 from .layers import init_weights, norm_layer
@@ -193,3 +194,42 @@ class TemporalD(nn.Module):
             )
         x = torch.cat([frames_window.flatten(1, 2), flows_window.flatten(1, 2) / FLOW_DIVISOR], dim=1)  # [B, K*C + (K-1)*2, H, W]
         return self.scales[scale](x)
+
+
+# ---- both discriminators in one module (one DDP wrapper, one optimizer in the trainer) ----------------------
+class Discriminators(nn.Module):
+    """D_I (image, conditioned on the source frame) and D_V (temporal, conditioned on real flow)."""
+
+    def __init__(self, source_nc: int, cfg: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.image = MultiscalePatchD(source_nc + 3, cfg)
+        self.temporal = TemporalD(cfg) if cfg.n_temporal_scales > 0 else None
+
+    def temporal_scales(self, n_frames: int) -> list[int]:
+        if self.temporal is None:
+            return []
+        return [s for s in range(self.cfg.n_temporal_scales) if self.temporal.frames_needed(s) <= n_frames]
+
+    def forward(self, source, real, fake, raw, real_clip, fake_clip, flows) -> tuple[torch.Tensor, dict]:
+        """The D loss of one frame.  fake/raw/fake_clip must be detached.  Clips [B, t+1, 3, H, W],
+        flows [B, t, 2, H, W] (flows[:, i] maps real frame i onto i+1)."""
+        b = real.shape[0]
+        feats = self.image(torch.cat([torch.cat([source, x], 1) for x in (real, fake, raw)], 0))
+        r, f, h = _split(feats, 3)
+        terms = {"d_image": L.lsgan_d_loss(r, f) + L.lsgan_d_loss(r, h)}
+        total = terms["d_image"]
+        for s in self.temporal_scales(real_clip.shape[1]):
+            rw, fw = self.temporal.windows(real_clip, flows, s)
+            kw, _ = self.temporal.windows(fake_clip, None, s)
+            tf = self.temporal(torch.cat([rw, kw], 0), torch.cat([fw, fw], 0), s)
+            tr, tk = _split(tf, 2)
+            terms[f"d_temporal{s}"] = L.lsgan_d_loss(tr, tk)
+            total = total + terms[f"d_temporal{s}"]
+        assert total.shape == () and b > 0
+        return total, terms
+
+
+def _split(feats, n: int):
+    """Nested D features of a batch stacked n times -> n nested feature lists."""
+    return [[[t.chunk(n, 0)[k] for t in scale] for scale in feats] for k in range(n)]

@@ -5,6 +5,7 @@ source channels.  At test time vectors are sampled per class from a Gaussian mix
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,3 +49,43 @@ def instance_average(features: torch.Tensor, instance_map: torch.Tensor) -> torc
         counts = torch.bincount(compact, minlength=n).to(feats.dtype)
         out.append((sums / counts)[:, compact])
     return torch.stack(out).reshape(b, c, h, w)
+
+
+def clip_style(encoder, target, instance, frames: list[int]):
+    """Instance-averaged style features of the given frames: [B, len(frames), d, H, W] (None without an encoder)."""
+    if encoder is None:
+        return None
+    b, n = target.shape[0], len(frames)
+    feats = encoder(target[:, frames].flatten(0, 1), instance[:, frames].flatten(0, 1))
+    return feats.view(b, n, *feats.shape[1:])
+
+
+def fit_style_gmm(encoder, dataset, label_nc: int, n_components: int, device, max_items: int = 64) -> dict:
+    """Per-class Gaussian mixtures (scikit-learn) of the instance-averaged style vectors of training frames
+    (``dataset[i]``: tensors ``target``, ``instance``, ``source`` of one clip).
+
+    Returns a JSON-able dict {class_id: {"weights", "means", "covariances"}} (diagonal covariances)."""
+    from sklearn.mixture import GaussianMixture
+
+    per_class: dict[int, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for i in range(min(len(dataset), max_items)):
+            item = dataset[i]
+            target, inst, src = item["target"].to(device), item["instance"].to(device), item["source"]
+            feats = encoder(target, inst).cpu()                       # [T, d, H, W]
+            ids = src[:, :label_nc].argmax(1)                        # [T, H, W]
+            for t in range(feats.shape[0]):
+                inst_t = item["instance"][t, 0]
+                for k in inst_t.unique().tolist():
+                    where = inst_t == k
+                    cls = int(ids[t][where].mode().values)
+                    vec = feats[t][:, where].mean(1).numpy()
+                    per_class.setdefault(cls, []).append(vec)
+    out = {}
+    for cls, vecs in sorted(per_class.items()):
+        x = np.stack(vecs).astype(np.float64)
+        k = max(1, min(n_components, len(x)))
+        gmm = GaussianMixture(n_components=k, covariance_type="diag", random_state=0, reg_covar=1e-4).fit(x)
+        out[str(cls)] = {"weights": gmm.weights_.tolist(), "means": gmm.means_.tolist(),
+                         "covariances": gmm.covariances_.tolist(), "n_samples": len(x)}
+    return out
