@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
 from bench import evaluate as ev  # noqa: E402  (held-out loading, training sizes, JSON reports)
 
 from v2v.model.checkpoint import load_generator  # noqa: E402
+from v2v.model.losses import masked_mean  # noqa: E402
 from v2v.media.metrics import psnr  # noqa: E402
 from v2v.media.tensors import uint8_to_model  # noqa: E402
 
@@ -42,7 +43,7 @@ def branch_stats(model, seq: "ev.Heldout") -> dict[str, float]:
         scores["output"].append(float(psnr(frame, real)))
         scores["hallucinated"].append(float(psnr(out.hallucinated.float().clamp(-1, 1).cpu(), real)))
         scores["warped"].append(float(psnr(out.warped.float().clamp(-1, 1).cpu(), real)))
-        scores["mask_mean"].append(float(out.mask.mean()))
+        scores["mask_mean"].append(float(masked_mean(out.mask, out.free_mask)))   # forced foreground left out
 
     hook = model.register_forward_hook(lambda _module, _args, output: steps.append(output))
     try:

@@ -60,6 +60,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "face_perframe": ("face", PER_FRAME),
     "body_perframe": ("body", PER_FRAME),
     "street_nofg": ("street", ["--set", "model.foreground=false"]),     # no foreground-background prior
+    "street_fgpaper": ("street", ["--set", "model.fg_blend=paper"]),    # Eq. 9 as written: foreground warped too
     "street_nodv": ("street", ["--set", "disc.n_temporal_scales=0"]),   # no video discriminator D_V
     "face_nodv": ("face", ["--set", "disc.n_temporal_scales=0"]),
     "body_nodv": ("body", ["--set", "disc.n_temporal_scales=0"]),

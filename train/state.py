@@ -76,12 +76,23 @@ def changed_fields(saved: dict, now: dict) -> list[str]:
     return [f"{k}: {a.get(k, '(unset)')} -> {b.get(k, '(unset)')}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
+def _with_defaults(record: dict) -> dict:
+    """A networks record with the config fields added since it was written filled in with their defaults."""
+    out = dict(record)
+    for key, cls in (("generator", GeneratorConfig), ("discriminator", DiscriminatorConfig)):
+        try:
+            out[key] = cls.from_dict(record[key]).to_dict()
+        except Exception:  # noqa: BLE001  (a record this version cannot read: compare it as it is)
+            pass
+    return out
+
+
 def check_resume(found: Path, record: dict) -> None:
     """Refuse to resume a state whose networks were built from another config, naming what changed."""
     saved = json.loads((found / "trainer.json").read_text()).get("networks")
     if saved is None:     # a state written before the record existed: the load itself will tell
         return
-    changed = changed_fields(saved, record)
+    changed = changed_fields(_with_defaults(saved), _with_defaults(record))
     if changed:
         raise ValueError(f"--resume: the networks' config changed since {found} was saved ({'; '.join(changed)}); "
                          "resume with the config the run started with, or train into a new out_dir")

@@ -498,7 +498,7 @@ def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up=F
         terms.update(L.flow_loss(out.flow, flow[:, t], real[:, t - 1], real_t, conf[:, t]))
         terms["generator_warp"] = L.generator_warp_loss(fake, history[-1], flow[:, t], conf[:, t])
         if mask_reg and not warm_up:
-            terms["mask"] = L.mask_loss(out.mask)
+            terms["mask"] = L.mask_loss(out.mask, out.free_mask)
     scales = D_raw.temporal_scales(t + 1)
     if scales:
         fake_clip = torch.stack([h.detach() for h in history] + [fake], 1)

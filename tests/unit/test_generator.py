@@ -189,3 +189,27 @@ def test_paper_preset_size():
     with torch.device("meta"):
         n = count_parameters(Vid2VidGenerator(cfg))
     assert 350e6 < n < 450e6
+
+
+def test_the_foreground_prior_forces_the_mask_only_in_hard_mode():
+    """fg_blend hard (the original code): m = 1 on foreground, and those pixels are left out of the mask
+    regulariser; paper (Eq. 9 as written): the mask is the network's everywhere."""
+    from v2v.model.losses import mask_loss
+
+    torch.manual_seed(0)
+    src = torch.zeros(1, 3, 4, 16, 16)
+    src[:, :, 1, :8] = 1          # class 1 (foreground) on the top half
+    src[:, :, 0, 8:] = 1
+    prev = torch.zeros(1, 2, 3, 16, 16)
+    outs = {}
+    for blend in ("hard", "paper"):
+        torch.manual_seed(0)
+        g = Vid2VidGenerator(GeneratorConfig(input_nc=4, label_nc=3, ngf=4, n_downsample=1, n_blocks=2,
+                                             n_local_blocks=1, foreground=True, fg_label_ids=(1,), fg_blend=blend))
+        outs[blend] = g(src, prev)
+    hard, paper = outs["hard"], outs["paper"]
+    assert torch.all(hard.mask[..., :8, :] == 1) and hard.forced_fg and torch.equal(hard.free_mask, hard.bg_mask)
+    assert not torch.all(paper.mask[..., :8, :] == 1) and paper.free_mask is None
+    assert torch.allclose(mask_loss(hard.mask, hard.free_mask), hard.mask[..., 8:, :].mean())
+    with pytest.raises(ValueError, match="fg_blend"):
+        GeneratorConfig(input_nc=4, label_nc=3, fg_blend="soft")

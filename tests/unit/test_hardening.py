@@ -260,3 +260,17 @@ def _rgb_source(h: int, w: int):
     from v2v.sources.base import tensor_source
 
     return tensor_source(torch.zeros(2, 3, h, w), kind="sketch", fps=10.0)
+
+
+def test_resume_accepts_a_state_saved_before_a_config_field_existed(tmp_path):
+    """A field added later (fg_blend) with its default is no change: the old run resumes."""
+    from train.state import check_resume
+
+    now = {"generator": GeneratorConfig(input_nc=3, **TINY).to_dict(), "discriminator": {}, "style_encoder": None}
+    old = {**now, "generator": {k: v for k, v in now["generator"].items() if k != "fg_blend"}}
+    state = tmp_path / "state-00000002"
+    state.mkdir()
+    (state / "trainer.json").write_text(json.dumps({"step": 2, "epoch": 0, "batch_in_epoch": 2, "networks": old}))
+    check_resume(state, now)
+    with pytest.raises(ValueError, match="generator.fg_blend: hard -> paper"):
+        check_resume(state, {**now, "generator": {**now["generator"], "fg_blend": "paper"}})

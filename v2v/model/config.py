@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 NORMS = ("instance", "batch", "none")
+FG_BLENDS = ("hard", "paper")
 
 
 class ConfigError(ValueError):
@@ -51,6 +52,8 @@ class GeneratorConfig:
     flow_multiplier: float = 20.0  # flow head output (tanh-free conv) times this, in pixels of the coarsest scale
     foreground: bool = False       # Eq. 9 foreground/background prior
     fg_label_ids: tuple[int, ...] = ()  # label ids that are foreground (e.g. person, car)
+    fg_blend: str = "hard"         # hard: the original code's, mask forced to 1 (never warped) on foreground;
+                                   # paper: Eq. 9 as written, the mask blends warp and hallucination there too
     fg_ngf: int = 0                # width of the foreground network (0: ngf // 2)
     fg_n_blocks: int = 4           # residual blocks of the foreground network
     style_nc: int = 0              # d of the instance-averaged style features concatenated to the source (0: off)
@@ -69,6 +72,7 @@ class GeneratorConfig:
             (self.norm in NORMS, f"norm must be one of {NORMS}"),
             (self.ngf % (2 ** (self.n_scales - 1)) == 0, "ngf must be divisible by 2**(n_scales-1)"),
             (self.style_nc >= 0, "style_nc must be >= 0"),
+            (self.fg_blend in FG_BLENDS, f"fg_blend must be one of {FG_BLENDS}"),
         ]
         if self.foreground:
             checks += [

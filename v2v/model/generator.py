@@ -36,13 +36,20 @@ def _autocast_off(device: torch.device):
 class GeneratorOutput:
     """Named parts of one generated frame; all [B, C, H, W]."""
 
+    @property
+    def free_mask(self) -> torch.Tensor | None:
+        """Where the mask was the network's choice (1) rather than forced to 1 by the hard foreground prior (0);
+        None: everywhere.  The mask regulariser and reported mask means look only there."""
+        return self.bg_mask if self.bg_mask is not None and self.forced_fg else None
+
     frame: torch.Tensor                     # x~_t in [-1, 1]
     hallucinated: torch.Tensor              # h~_t (fg/bg composite when the prior is on)
     flow: torch.Tensor | None = None        # w~_{t-1}: backward flow in pixels, [B, 2, H, W]
-    mask: torch.Tensor | None = None        # m~_t in [0, 1] as used in the blend (foreground forced to 1)
+    mask: torch.Tensor | None = None        # m~_t in [0, 1] as used in the blend (fg_blend hard: 1 on foreground)
     warped: torch.Tensor | None = None      # warp(x~_{t-1}, w~_{t-1})
     fg_hallucinated: torch.Tensor | None = None  # h~_F
     bg_mask: torch.Tensor | None = None     # m_B: 1 on background labels
+    forced_fg: bool = False                 # the mask was forced to 1 on foreground (fg_blend hard)
 
 
 class GlobalScale(nn.Module):
@@ -202,14 +209,15 @@ class Vid2VidGenerator(nn.Module):
             hallucinated = hallucinated.float()
             flow = self.flow_head(flow_features) * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
             mask = self.mask_head(flow_features)
-            if bg_mask is not None:
+            if bg_mask is not None and cfg.fg_blend == "hard":
                 mask = mask * bg_mask + (1 - bg_mask)                      # foreground treated as occluded
             if force_hallucinate:
                 mask = torch.ones_like(mask)
             warped = warp(prev_frames[:, -1].float(), flow)
             frame = (1 - mask) * warped + mask * hallucinated             # Eq. 4 / 9
         return GeneratorOutput(frame=frame, hallucinated=hallucinated, flow=flow, mask=mask, warped=warped,
-                               fg_hallucinated=fg_hallucinated, bg_mask=bg_mask)
+                               fg_hallucinated=fg_hallucinated, bg_mask=bg_mask,
+                               forced_fg=bg_mask is not None and cfg.fg_blend == "hard")
 
     def load_coarser(self, coarser: "Vid2VidGenerator") -> None:
         """Progressive growth: copy every scale of a model with fewer scales (same ngf) into ours."""

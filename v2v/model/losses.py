@@ -148,12 +148,22 @@ def flow_loss(
     }
 
 
-def mask_loss(mask: torch.Tensor) -> torch.Tensor:
+def mask_loss(mask: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
     """Occlusion-mask regulariser: mean of m ``[B, 1, H, W]``, pushing m to 0 (prefer warping to hallucinating).
 
-    The reference applies it only when no real first frame is given; that choice is the trainer's.
+    ``where`` (``[B, 1, H, W]``, 1 = counted): only the pixels whose mask the network chose (the hard foreground
+    prior forces m = 1 on foreground; averaging those would only dilute the term).  The reference applies the
+    regulariser only when no real first frame is given; that choice is the trainer's.
     """
-    return mask.mean()
+    return masked_mean(mask, where)
+
+
+def masked_mean(x: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``x`` over the pixels where ``where`` is 1 (all when None; 0 when there are none)."""
+    if where is None:
+        return x.mean()
+    where = where.expand_as(x)
+    return (x * where).sum() / where.sum().clamp_min(1.0)
 
 
 def generator_warp_loss(
