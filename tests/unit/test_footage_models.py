@@ -33,7 +33,8 @@ def test_tasks_use_the_recipe(recipe, name, tmp_path):
 def test_each_variant_flips_exactly_its_switch(recipe, tmp_path):
     expected = {"perframe": ("model", "use_flow", False), "nofg": ("model", "foreground", False),
                 "nodv": ("disc", "n_temporal_scales", 0), "realstart": (None, "generated_start", 0),
-                "maskreg_genonly": (None, "mask_loss_always", False), "nomaskreg": ("loss", "mask", 0)}
+                "maskreg_genonly": (None, "mask_loss_always", False), "nomaskreg": ("loss", "mask", 0),
+                "fgpaper": ("model", "fg_blend", "paper")}
     assert recipe.VARIANTS
     for name, (dataset, _) in recipe.VARIANTS.items():
         base = config_of(recipe.train_command(dataset, tmp_path / dataset)).to_dict()
