@@ -74,10 +74,13 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def _outside_message(what: str) -> str:
-    return (f"{what} is outside the vid2vid model folders ({', '.join(str(d) for d in model_dirs())}); only files "
-            "in those folders are opened: put the model there, or add its folder under 'vid2vid:' in ComfyUI's "
-            "extra_model_paths.yaml")
+def _listing(dirs: list[Path]) -> str:
+    return ", ".join(str(d) for d in dirs)
+
+
+def _outside_message(what: str, dirs: list[Path]) -> str:
+    return (f"{what} is outside the vid2vid model folders ({_listing(dirs)}); only files in those folders are "
+            "opened: put the model there, or add its folder under 'vid2vid:' in ComfyUI's extra_model_paths.yaml")
 
 
 def resolve_model(model_name: str = "", model_path: str = "") -> Path:
@@ -90,16 +93,15 @@ def resolve_model(model_name: str = "", model_path: str = "") -> Path:
         candidates = [p] if p.is_absolute() else [d / p for d in dirs]
         inside = [c for c in candidates if any(_inside(c, d) for d in dirs)]
         if not inside:
-            raise CheckpointError(_outside_message(f"model_path {model_path!r}"))
+            raise CheckpointError(_outside_message(f"model_path {model_path!r}", dirs))
         for c in inside:
             if c.is_file():
                 return Path(os.path.abspath(c))
-        raise CheckpointError(f"model_path {model_path!r}: no such file (absolute, or relative to "
-                              f"{', '.join(str(d) for d in dirs)})")
+        raise CheckpointError(f"model_path {model_path!r}: no such file (absolute, or relative to {_listing(dirs)})")
     if not model_name:
         raise CheckpointError("no model chosen: pick model_name or set model_path")
     if Path(model_name).is_absolute() or not all(_inside(d / model_name, d) for d in dirs):
-        raise CheckpointError(_outside_message(f"model {model_name!r}"))
+        raise CheckpointError(_outside_message(f"model {model_name!r}", dirs))
     if _folder_paths is not None:
         found = _folder_paths.get_full_path(FOLDER_NAME, model_name)
         if found and os.path.isfile(found) and any(_inside(Path(found), d) for d in dirs):
@@ -108,8 +110,7 @@ def resolve_model(model_name: str = "", model_path: str = "") -> Path:
         c = folder / model_name
         if c.is_file():
             return Path(os.path.abspath(c))
-    raise CheckpointError(f"model {model_name!r} is not in the vid2vid model folders "
-                          f"({', '.join(str(d) for d in dirs)})")
+    raise CheckpointError(f"model {model_name!r} is not in the vid2vid model folders ({_listing(dirs)})")
 
 
 def fingerprint(path: Path) -> tuple[str, int, int]:

@@ -3,7 +3,6 @@ folder renamed into place, then the ``checkpoints/latest`` pointer), and what ``
 the networks' config it was saved with, half-written states and log lines of steps after the saved state."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -12,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from v2v.model.checkpoint import weights_checksum
 from v2v.model.config import DiscriminatorConfig, GeneratorConfig
 
 
@@ -156,8 +156,5 @@ def save_training_state(accelerator, out_dir: Path, state: TrainState, keep: int
 
 
 def weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    """The checksum model files record (names, dtypes, shapes, bytes), of a live model's weights."""
+    return weights_checksum(model.state_dict())

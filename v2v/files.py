@@ -57,9 +57,7 @@ def _pid_running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:       # another user's process: it runs
-        return True
-    except OSError:
+    except OSError:               # PermissionError: another user's process, so it runs
         return True
     return True
 
@@ -81,7 +79,7 @@ def remove_leftovers(final: str | os.PathLike) -> list[Path]:
             stale = (not _pid_running(int(pid))) if pid else time.time() - p.lstat().st_mtime > STALE_UNKNOWN_AGE_S
         except OSError:
             continue
-        if not stale or int(pid or 0) == os.getpid():
+        if not stale:             # (this process runs, so its own temporaries are never stale)
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)

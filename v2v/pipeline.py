@@ -213,7 +213,7 @@ def largest_activation_per_pixel(model: torch.nn.Module) -> float:
     if cached is not None:
         return cached
     cfg = model.cfg
-    side = -(-PROBE_SIZE // cfg.size_multiple) * cfg.size_multiple
+    side = max(-(-PROBE_SIZE // cfg.size_multiple) * cfg.size_multiple, cfg.min_frame_side)
     largest = [0]
 
     def hook(_module, _inputs, output):
@@ -230,7 +230,7 @@ def largest_activation_per_pixel(model: torch.nn.Module) -> float:
     try:
         sampler = StreamingSampler(model, device=device)
         x = torch.zeros((1, cfg.input_nc, side, side))
-        style = torch.zeros((1, cfg.style_nc, side, side)) if getattr(cfg, "style_nc", 0) else None
+        style = torch.zeros((1, cfg.style_nc, side, side)) if cfg.style_nc else None
         for _ in range(2):                      # the second step warps: the flow branch runs too
             sampler.step(x, style=style)
     finally:

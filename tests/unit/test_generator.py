@@ -208,7 +208,7 @@ def test_the_foreground_prior_forces_the_mask_only_in_hard_mode():
                                              n_local_blocks=1, foreground=True, fg_label_ids=(1,), fg_blend=blend))
         outs[blend] = g(src, prev)
     hard, paper = outs["hard"], outs["paper"]
-    assert torch.all(hard.mask[..., :8, :] == 1) and hard.forced_fg and torch.equal(hard.free_mask, hard.bg_mask)
+    assert torch.all(hard.mask[..., :8, :] == 1) and hard.free_mask is not None and torch.equal(hard.free_mask, hard.bg_mask)
     assert not torch.all(paper.mask[..., :8, :] == 1) and paper.free_mask is None
     assert torch.allclose(mask_loss(hard.mask, hard.free_mask), hard.mask[..., 8:, :].mean())
     with pytest.raises(ValueError, match="fg_blend"):

@@ -13,7 +13,6 @@ scale reuses every ``scales.*`` weight of the coarser model unchanged (progressi
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass
 
 import torch
@@ -25,22 +24,16 @@ from .flow import warp
 from .layers import conv_block, decoder_trunk, encoder, init_weights, output_conv, res_blocks, up_block
 
 
-
 def _autocast_off(device: torch.device):
     """A region in fp32 under any autocast; a no-op on devices without autocast (``meta``: cost counting)."""
     if device.type in ("cuda", "cpu", "xpu", "mps"):
         return torch.autocast(device_type=device.type, enabled=False)
     return contextlib.nullcontext()
 
+
 @dataclass
 class GeneratorOutput:
     """Named parts of one generated frame; all [B, C, H, W]."""
-
-    @property
-    def free_mask(self) -> torch.Tensor | None:
-        """Where the mask was the network's choice (1) rather than forced to 1 by the hard foreground prior (0);
-        None: everywhere.  The mask regulariser and reported mask means look only there."""
-        return self.bg_mask if self.bg_mask is not None and self.forced_fg else None
 
     frame: torch.Tensor                     # x~_t in [-1, 1]
     hallucinated: torch.Tensor              # h~_t (fg/bg composite when the prior is on)
@@ -49,7 +42,8 @@ class GeneratorOutput:
     warped: torch.Tensor | None = None      # warp(x~_{t-1}, w~_{t-1})
     fg_hallucinated: torch.Tensor | None = None  # h~_F
     bg_mask: torch.Tensor | None = None     # m_B: 1 on background labels
-    forced_fg: bool = False                 # the mask was forced to 1 on foreground (fg_blend hard)
+    free_mask: torch.Tensor | None = None   # 1 where the mask is the network's choice, 0 where the hard foreground
+                                            # prior forced it to 1 (None: everywhere); mask regulariser and means
 
 
 class GlobalScale(nn.Module):
@@ -217,7 +211,7 @@ class Vid2VidGenerator(nn.Module):
             frame = (1 - mask) * warped + mask * hallucinated             # Eq. 4 / 9
         return GeneratorOutput(frame=frame, hallucinated=hallucinated, flow=flow, mask=mask, warped=warped,
                                fg_hallucinated=fg_hallucinated, bg_mask=bg_mask,
-                               forced_fg=bg_mask is not None and cfg.fg_blend == "hard")
+                               free_mask=bg_mask if cfg.fg_blend == "hard" else None)
 
     def load_coarser(self, coarser: "Vid2VidGenerator") -> None:
         """Progressive growth: copy every scale of a model with fewer scales (same ngf) into ours."""
