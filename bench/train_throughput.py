@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from train.data import write_toy_dataset  # noqa: E402
-from train.train import TrainConfig, train  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.train import train  # noqa: E402
 
 
 def main(argv=None) -> int:

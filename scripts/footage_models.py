@@ -91,7 +91,7 @@ def prepare(names: list[str]) -> None:
 def record_recipes(names: list[str], models: Path = MODELS) -> None:
     """Write into each shipped model file the source recipe its trainer would record today (the one its dataset
     records: run ``prepare`` first); weights and config stay as they are."""
-    from train.train import record_source_recipe
+    from train.export import record_source_recipe
 
     for name in names:
         recipe = record_source_recipe(models / f"{name}.safetensors", DATASETS / name)

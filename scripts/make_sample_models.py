@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for task in args.tasks:
         if args.record_recipes:
-            from train.train import record_source_recipe
+            from train.export import record_source_recipe
 
             print(f"{model_path(task).name}: {record_source_recipe(model_path(task), prepare(task, args.work))}")
         elif args.inputs_only:

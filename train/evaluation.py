@@ -14,7 +14,7 @@ from v2v.media.tensors import model_to_uint8, uint8_to_model
 from v2v.model.style import clip_style
 
 if TYPE_CHECKING:
-    from train.train import TrainConfig
+    from train.config import TrainConfig
 
 
 def source_preview(source: torch.Tensor, dcfg: DataConfig) -> torch.Tensor:

@@ -6,13 +6,14 @@
     torchrun --nproc_per_node 2 train/train.py --config ...                      # the same without accelerate
     python train/train.py --config ... --resume            # continue from <out_dir>/checkpoints/latest
 
-Reads top to bottom: config -> Accelerator -> data (validated before anything trains) -> models and
-optimizers -> resume -> one visible loop.  Per training clip, for every frame t >= L (the first L frames of
-the clip are the REAL frames; later frames see the generator's own earlier outputs, detached by default):
-one discriminator step (D_I on source + frame, for the final and the raw hallucinated frame; D_V on the
-last K-frame window of every temporal scale the clip is long enough for, conditioned on the real clip's
-ground-truth flow) then one generator step (LSGAN + feature matching + optional VGG + flow loss with
-lambda_W + warp consistency + mask regulariser + D_V terms; paper Eq. 5).
+Reads top to bottom: config (train/config.py) -> Accelerator -> data (validated before anything trains) ->
+models and optimizers -> resume -> one visible loop over clips -> ``train_clip``, where the losses of one frame
+are written out.  Per training clip, for every frame t >= L (the first L frames of the clip are the REAL frames;
+later frames see the generator's own earlier outputs, detached by default): the discriminator loss (D_I on source
++ frame, for the final and the raw hallucinated frame; D_V on the newest K-frame window of every temporal scale
+the clip is long enough for, conditioned on the real clip's ground-truth flow), then the generator loss against
+the same D (LSGAN + feature matching + optional VGG + flow + warp consistency + mask regulariser + D_V terms;
+paper Eq. 5), then both updates.  The real side's features and windows are computed once per frame.
 
 Schedules are pure functions of the step (``n_frames_at``, ``lr_at``) and are logged when they change.
 ``step`` counts training clips (iterations); each clip makes ``n_frames - L`` D and G updates.
@@ -27,15 +28,13 @@ Outputs under ``out_dir``:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
-import os
 import random
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,111 +45,19 @@ if __package__ in (None, ""):  # run as `python train/train.py`: import the repo
 
 import numpy as np
 import torch
-import yaml
 
-from train.data import DataConfig, DatasetError, build_datasets, dataset_defaults, read_dataset_json
+from train.config import TrainConfig, build_generator_config, data_config, load_config
+from train.data import DatasetError, build_datasets
 from train.evaluation import stats_sample, validate, write_sample
+from train.export import export
 from train.state import (TrainState, check_resume, latest_state, load_training_state, networks_record,
                          remove_unfinished_states, save_training_state, trim_loss_log, weights_digest)
 from v2v.model import losses as L
-from v2v.model.checkpoint import load_generator, save_generator
-from v2v.model.config import DiscriminatorConfig, GeneratorConfig, LossWeights, dataclass_from_dict, preset
-from v2v.model.discriminators import Discriminators
+from v2v.model.checkpoint import load_generator
+from v2v.model.config import DiscriminatorConfig, LossWeights, preset
+from v2v.model.discriminators import Discriminators, detached
 from v2v.model.generator import Vid2VidGenerator
-from v2v.model.style import clip_style, fit_style_gmm
-
-
-# ---------------------------------------------------------------------------------------------------------
-# configuration
-@dataclass
-class TrainConfig:
-    """Everything a run needs; a YAML file under train/configs/ fills it (unknown keys are rejected)."""
-
-    task: str = "labels"                   # labels | sketch | pose (documentation + metadata)
-    out_dir: str = "out/run"
-    data: dict[str, Any] = field(default_factory=dict)    # DataConfig fields (dataset.json fills the rest)
-    preset: str = "small"                  # v2v.model.config.PRESETS name
-    model: dict[str, Any] = field(default_factory=dict)   # GeneratorConfig overrides (n_past, n_scales, fg ...)
-    disc: dict[str, Any] = field(default_factory=dict)    # DiscriminatorConfig fields
-    loss: dict[str, Any] = field(default_factory=dict)    # LossWeights fields
-    vgg_weights: str | None = None         # torchvision VGG19 file; None: VGG loss off (explicit opt-out)
-    style_encoder_ngf: int = 16            # width of E when model.style_nc > 0
-    style_gmm_components: int = 4          # per-class Gaussian mixture fitted after training (style_nc > 0)
-    # optimisation (paper: Adam 2e-4, betas (0.5, 0.999), constant then linear decay to 0)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    max_steps: int = 1000
-    decay_start: int | None = None         # linear decay from here to max_steps (None: max_steps // 2)
-    batch_size: int = 1                    # clips per process
-    grad_accum: int = 1                    # frames whose gradients are summed before an update
-    mixed_precision: str = "no"            # no | fp16 | bf16
-    seed: int = 0
-    num_workers: int = 0
-    # spatio-temporal progression
-    n_frames_start: int = 0                # clip length at step 0 (0: n_past + 1)
-    n_frames_max: int = 8                  # doubling stops here (capped by the shortest sequence)
-    double_every: int = 0                  # steps between doublings (0: start at n_frames_max)
-    detach_prev: bool = True               # False: backprop through the clip (one G update per clip; 1 process)
-    generated_start: float = 0.0           # share of clips that start with NO real frames, as the sampler does
-                                           #   without a first frame (frames 0..L-1 generated, mask forced to 1);
-                                           #   0: every clip starts from L real frames (the paper's training)
-    init_from: str | None = None           # coarser model (.safetensors) whose scales start this one
-    finest_only_steps: int = 0             # with init_from: train only the new finest scale this long
-    mask_loss_always: bool = True          # False: as the reference, only on clips without real first frames
-                                           #   (the generated_start ones)
-    val_first_frame: bool = True           # validation starts from the real first L frames (the paper's test
-                                           #   mode); False: every frame generated, as the nodes without one
-    # logging / checkpoints
-    log_every: int = 10
-    sample_every: int = 100
-    val_every: int = 200
-    save_every: int = 500
-    keep_states: int = 2
-    log_with: str | None = "tensorboard"   # accelerate tracker; None: none
-
-    def __post_init__(self) -> None:
-        if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
-            self.mixed_precision = "no"
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        return dataclass_from_dict(cls, data, error=ValueError)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> TrainConfig:
-    """YAML file + ``key=value`` overrides (dotted keys reach into data/model/disc/loss; values are YAML)."""
-    data: dict[str, Any] = {}
-    if path:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a YAML mapping")
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        target = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-        target[parts[-1]] = yaml.safe_load(value)
-    return TrainConfig.from_dict(data)
-
-
-def data_config(cfg: TrainConfig) -> DataConfig:
-    """DataConfig from ``<root>/dataset.json`` (prepare.py) overridden by the YAML's ``data:``."""
-    root = cfg.data.get("root")
-    if not root:
-        raise DatasetError("data.root is not set (the dataset folder; see docs/DATASET.md)")
-    merged = dataset_defaults(root)
-    merged.update(cfg.data)
-    merged.setdefault("seed", cfg.seed)
-    return DataConfig.from_dict(merged)
+from v2v.model.style import clip_style
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -174,12 +81,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers
-def build_generator_config(cfg: TrainConfig, dcfg: DataConfig, source_nc: int) -> GeneratorConfig:
-    task = {"input_nc": source_nc, "label_nc": dcfg.label_nc if dcfg.source_kind == "labels" else 0}
-    task.update({k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.items()})
-    return preset(cfg.preset, **task)
-
-
 def batches_of_epoch(n_items: int, epoch: int, seed: int, batch_size: int, n_proc: int, rank: int) -> list[list[int]]:
     """This process's batches for ``epoch``: a seeded permutation cut into global batches of
     batch_size * n_proc items; process ``rank`` takes its slice of each (the last partial batch is dropped)."""
@@ -269,6 +170,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     else:
         G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
     D_raw = accelerator.unwrap_model(D)
+    nets = Nets(G, D, D_raw, E, vgg, opt_g, opt_d)
     if not cfg.detach_prev and accelerator.num_processes > 1:
         raise ValueError("detach_prev: false (backprop through the clip) is supported on one process only")
     state = TrainState()
@@ -309,7 +211,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     pbar = tqdm(total=cfg.max_steps, initial=state.step, disable=not main, desc="train", dynamic_ncols=True)
     last_n_frames = None
     loader_iter = None
-    history: list[dict] = []
+    records: list[dict] = []
     t_start, frames_done = time.time(), 0
 
     def make_iter():
@@ -344,9 +246,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             for group in opt.param_groups:
                 group["lr"] = lr
 
-        stats = run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, weights, dcfg,
-                         coarse_params if state.step < cfg.finest_only_steps else [], n_past,
-                         generated_start=starts_generated(state.step, cfg))
+        frozen = coarse_params if state.step < cfg.finest_only_steps else []
+        stats = train_clip(nets, batch, accelerator, cfg, weights, n_past,
+                           generated_start=starts_generated(state.step, cfg), frozen=frozen)
         state.step += 1
         state.batch_in_epoch += 1
         frames_done += stats.pop("_frames")
@@ -355,7 +257,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             rec = {"step": state.step, "lr": lr, "n_frames": n_frames, **stats}
             loss_log.write(json.dumps(rec) + "\n")
             loss_log.flush()
-            history.append(rec)
+            records.append(rec)
             if state.step % cfg.log_every == 0 or state.step == 1:
                 pbar.set_postfix(g=f"{stats['loss_g']:.3f}", d=f"{stats['loss_d']:.3f}")
         if cfg.log_with and state.step % cfg.log_every == 0:
@@ -396,179 +298,101 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     fps = frames_done / max(elapsed, 1e-9)
     log(f"{'finished' if done else 'stopped'} at step {state.step}: {fps:.2f} generated frames/s per process; "
         f"model: {out_dir / 'model.safetensors'}")
-    return {"step": state.step, "history": history, "frames_per_second": fps, "weights_sha256": digest,
+    return {"step": state.step, "history": records, "frames_per_second": fps, "weights_sha256": digest,
             "finished": done}
 
 
-def run_clip(batch, G, D, D_raw, E, vgg, opt_g, opt_d, accelerator, cfg, gcfg, weights, dcfg, frozen, n_past,
-             generated_start: bool = False):
-    """One training clip: per generated frame, a D step then a G step.  Returns mean losses over frames.
+# ---------------------------------------------------------------------------------------------------------
+# one training clip
+@dataclass
+class Nets:
+    """What a training step updates, as accelerate prepared it (``D`` may be a DDP wrapper; ``D_raw`` is not)."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    D_raw: Discriminators
+    E: torch.nn.Module | None
+    vgg: torch.nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: LossWeights, n_past: int, *,
+               generated_start: bool, frozen: list) -> dict[str, float]:
+    """Train on one clip: per generated frame t, the discriminators' and the generator's loss of that frame, taken
+    against the same D, then both updates.  Returns the mean of every loss term over the clip's frames.
 
     The first L frames are real (the paper), or with ``generated_start`` generated like the sampler's start
-    without a first frame: frame 0 from no history, frames 1..L-1 from the padded generated ones, the mask
-    forced to 1 (``F`` learns the start it meets at test time, and the rest of the clip is conditioned on
-    its own frames only)."""
-    device = accelerator.device
-    src = batch["source"].to(device)          # [B, T, C, H, W]
-    real = batch["target"].to(device)         # [B, T, 3, H, W]
-    flow = batch["flow"].to(device)           # [B, T, 2, H, W]; flow[:, t]: t -> t-1
-    conf = batch["flow_conf"].to(device)      # [B, T, 1, H, W]
-    inst = batch["instance"].to(device) if "instance" in batch else None
-    T = src.shape[1]
+    without a first frame: frame 0 from no history, frames 1..L-1 from the padded generated ones with the mask
+    forced to 1 (F learns the start it meets at test time)."""
+    G, D, D_raw, E = nets.G, nets.D, nets.D_raw, nets.E
+    c = {k: v.to(accelerator.device) for k, v in batch.items()}
+    src, real, flow, conf = c["source"], c["target"], c["flow"], c["flow_conf"]  # [B, T, ...]; flow[:, t]: t -> t-1
     t_first = 0 if generated_start else n_past
-    history = [real[:, i] for i in range(t_first)]     # the first L frames are real, or none
+    history = [real[:, i] for i in range(t_first)]          # the frames fed back: real first ones, then generated
     sums: dict[str, float] = {}
-    backprop_clip = False
-
-    def add(name, value):
-        sums[name] = sums.get(name, 0.0) + float(value)
-
-    for t in range(t_first, T):
+    for t in range(t_first, src.shape[1]):
         with accelerator.accumulate(G, D):
             window = input_window(t, n_past)
-            style = clip_style(E, real, inst, window) if E is not None else None
-            warm_up = t < n_past                               # generated start: nothing trustworthy to warp
+            warm_up = t < n_past                             # generated start: nothing trustworthy to warp yet
             prev = torch.stack(([history[0]] * n_past + history)[-n_past:], 1) if history else None
+            style = clip_style(E, real, c.get("instance"), window) if E is not None else None
             out = G(src[:, window], prev, style=style, force_hallucinate=warm_up)
-            fake = out.frame
-            cond = src[:, t]                                   # D_I is conditioned on the source frame
-            real_clip = real[:, :t + 1]
-            flows_d = flow[:, 1:t + 1]                         # flows_d[:, i] maps frame i onto i+1
-            fake_clip = torch.stack([h.detach() for h in history] + [fake.detach()], 1)
+            fake, cond = out.frame, src[:, t]                # D_I is conditioned on the source frame
 
-            # ---- discriminator step ----
-            D_raw.requires_grad_(True)
-            d_loss, d_terms = D(cond, real[:, t], fake.detach(), out.hallucinated.detach(),
-                                real_clip, fake_clip, flows_d)
-            accelerator.backward(d_loss)
-            opt_d.step()
-            opt_d.zero_grad(set_to_none=True)
+            # D_V judges the newest K-frame window of every temporal scale the clip is long enough for, real and
+            # generated alike conditioned on the real clip's flows (flows_d[:, i] maps frame i onto i+1)
+            real_windows = {s: D_raw.temporal.windows(real[:, :t + 1], flow[:, 1:t + 1], s)
+                            for s in D_raw.temporal_scales(t + 1)}
+            fake_clip = torch.stack([h.detach() for h in history] + [fake], 1)
+            fake_windows = {s: D_raw.temporal.windows(fake_clip, None, s)[0] for s in real_windows}
 
-            # ---- generator step (D frozen, called without its DDP wrapper) ----
+            # ---- discriminator loss: real against generated (final and hallucinated frame, newest windows) ----
+            (d_real, d_fake, d_raw), d_temporal = D(
+                cond, [real[:, t], fake.detach(), out.hallucinated.detach()],
+                {s: ([rw, fake_windows[s].detach()], fw) for s, (rw, fw) in real_windows.items()})
+            d_terms = {"d_image": L.lsgan_d_loss(d_real, d_fake) + L.lsgan_d_loss(d_real, d_raw)}
+            d_terms |= {f"d_temporal{s}": L.lsgan_d_loss(r, k) for s, (r, k) in d_temporal.items()}
+            d_loss = sum(d_terms.values())
+            accelerator.backward(d_loss)                     # D's update waits: G's loss is taken against the same D
+
+            # ---- generator loss (paper Eq. 5): D frozen and called without its DDP wrapper ----
             D_raw.requires_grad_(False)
             with accelerator.autocast():
-                terms = g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up,
-                                mask_reg=cfg.mask_loss_always or generated_start)
-            g_loss = L.weighted_sum(terms, weights)
-            if cfg.detach_prev:
-                accelerator.backward(g_loss)
+                (g_fake, g_raw), g_temporal = D_raw(cond, [fake, out.hallucinated],
+                                                    {s: ([kw], real_windows[s][1]) for s, kw in fake_windows.items()})
+                real_feats, n_layers = detached(d_real), D_raw.cfg.n_layers
+                g_terms = {"gan": L.lsgan_g_loss(g_fake) + L.lsgan_g_loss(g_raw),
+                           "feature_matching": L.feature_matching_loss(real_feats, g_fake, n_layers)
+                           + L.feature_matching_loss(real_feats, g_raw, n_layers)}
+                if nets.vgg is not None:
+                    g_terms["vgg"] = L.vgg_loss(nets.vgg, fake, real[:, t])
+                if out.flow is not None and t > 0:           # flow, warp consistency and mask terms from t = 1
+                    g_terms |= L.flow_loss(out.flow, flow[:, t], real[:, t - 1], real[:, t], conf[:, t])
+                    g_terms["generator_warp"] = L.generator_warp_loss(fake, history[-1], flow[:, t], conf[:, t])
+                    if (cfg.mask_loss_always or generated_start) and not warm_up:  # a forced mask has nothing to learn
+                        g_terms["mask"] = L.mask_loss(out.mask, out.free_mask)
+                if g_temporal:
+                    g_terms["temporal_gan"] = sum(L.lsgan_g_loss(k) for (k,) in g_temporal.values())
+                    g_terms["temporal_feature_matching"] = sum(
+                        L.feature_matching_loss(detached(d_temporal[s][0]), k, n_layers) for s, (k,) in g_temporal.items())
+            g_loss = L.weighted_sum(g_terms, weights)
+            last_frame = t == src.shape[1] - 1
+            # detach_prev false: gradients reach earlier frames through the fed-back outputs; one G update per clip
+            accelerator.backward(g_loss, retain_graph=not cfg.detach_prev and not last_frame)
+            if cfg.detach_prev or last_frame:
                 for p in frozen:
                     p.grad = None
-                opt_g.step()
-                opt_g.zero_grad(set_to_none=True)
-            else:  # gradients reach earlier frames through the fed-back outputs; one G update per clip
-                accelerator.backward(g_loss, retain_graph=True)
-                backprop_clip = True
-        add("loss_d", d_loss.detach())
-        add("loss_g", g_loss.detach())
-        for k, v in {**d_terms, **terms}.items():
-            add(k, v.detach())
+                nets.opt_g.step()
+                nets.opt_g.zero_grad(set_to_none=True)
+            nets.opt_d.step()
+            nets.opt_d.zero_grad(set_to_none=True)
+            D_raw.requires_grad_(True)
+        for name, value in {"loss_d": d_loss, "loss_g": g_loss, **d_terms, **g_terms}.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
         history.append(fake.detach() if cfg.detach_prev else fake)
-
-    if backprop_clip:  # backprop through the whole clip: one G update
-        for p in frozen:
-            p.grad = None
-        opt_g.step()
-        opt_g.zero_grad(set_to_none=True)
-    D_raw.requires_grad_(True)
-    n = max(1, T - t_first)
-    stats = {k: v / n for k, v in sums.items()}
-    stats["_frames"] = n * src.shape[0]
-    return stats
-
-
-def g_terms(out, cond, real, fake, history, flow, conf, t, D_raw, vgg, warm_up=False,
-            mask_reg=True) -> dict[str, torch.Tensor]:
-    """The generator's loss terms at frame t (unweighted; names of v2v.model.losses.TERM_WEIGHTS).  ``warm_up``: the
-    mask was forced to 1, so the mask regulariser has nothing to act on and is left out; the flow and warp terms
-    still apply from t = 1 (none at t = 0).  ``mask_reg``: add the mask regulariser (pushes towards warping)."""
-    real_t = real[:, t]
-    fake_feats = D_raw.image(torch.cat([cond, fake], 1))
-    raw_feats = D_raw.image(torch.cat([cond, out.hallucinated], 1))
-    with torch.no_grad():
-        real_feats = D_raw.image(torch.cat([cond, real_t], 1))
-    terms = {
-        "gan": L.lsgan_g_loss(fake_feats) + L.lsgan_g_loss(raw_feats),
-        "feature_matching": L.feature_matching_loss(real_feats, fake_feats, D_raw.cfg.n_layers)
-        + L.feature_matching_loss(real_feats, raw_feats, D_raw.cfg.n_layers),
-    }
-    if vgg is not None:
-        terms["vgg"] = L.vgg_loss(vgg, fake, real_t)
-    if out.flow is not None and t > 0:
-        terms.update(L.flow_loss(out.flow, flow[:, t], real[:, t - 1], real_t, conf[:, t]))
-        terms["generator_warp"] = L.generator_warp_loss(fake, history[-1], flow[:, t], conf[:, t])
-        if mask_reg and not warm_up:
-            terms["mask"] = L.mask_loss(out.mask, out.free_mask)
-    scales = D_raw.temporal_scales(t + 1)
-    if scales:
-        fake_clip = torch.stack([h.detach() for h in history] + [fake], 1)
-        real_clip = real[:, :t + 1]
-        flows_d = flow[:, 1:t + 1]
-        tg, tfm = 0.0, 0.0
-        for s in scales:
-            rw, fw = D_raw.temporal.windows(real_clip, flows_d, s)
-            kw, _ = D_raw.temporal.windows(fake_clip, None, s)
-            fk = D_raw.temporal(kw, fw, s)
-            with torch.no_grad():
-                rl = D_raw.temporal(rw, fw, s)
-            tg = tg + L.lsgan_g_loss(fk)
-            tfm = tfm + L.feature_matching_loss(rl, fk, D_raw.cfg.n_layers)
-        terms["temporal_gan"] = tg
-        terms["temporal_feature_matching"] = tfm
-    return terms
-
-
-def source_metadata(root, native: tuple[int, int], size: tuple[int, int], boundary: bool = False) -> str | None:
-    """The ``v2v.source`` metadata of a model trained on the dataset at ``root``: the recipe its ``dataset.json``
-    records, with the extraction scale (the dataset's frame height over the height the model learnt at) and,
-    for label maps, whether the model takes the instance-boundary channel (``use_instance``), so generation
-    makes the same source from any video; None when the dataset records no recipe."""
-    recipe = read_dataset_json(root).get("source_recipe")
-    if not recipe:
-        return None
-    params = dict(recipe.get("params") or {})
-    if recipe.get("extractor") == "pseudo_labels":
-        params["instances"] = bool(boundary)
-    elif recipe.get("extractor") == "label_maps":
-        params["boundary"] = bool(boundary)
-    return json.dumps({**recipe, "params": params, "extract_scale": round(native[0] / size[0], 6)}, sort_keys=True)
-
-
-def record_source_recipe(model_path, root) -> str:
-    """Write the recipe of the dataset at ``root`` into a model file trained on it before recipes existed (its
-    weights and config untouched): the metadata export() writes today.  Returns it."""
-    from train.data import list_sequences
-    from v2v.media.video_io import read_frames
-    from v2v.model.checkpoint import read_config, training_frame_size, update_metadata
-
-    first = read_frames(list_sequences(root, "train")[0] / "target")
-    native = (first.height, first.width)
-    cfg = read_config(model_path)
-    recipe = source_metadata(root, native, training_frame_size(model_path) or native,
-                             boundary=bool(cfg.label_nc) and cfg.input_nc == cfg.label_nc + 1)
-    if recipe is None:
-        raise DatasetError(f"{root}/dataset.json records no source recipe: prepare it with this version")
-    update_metadata(model_path, {"v2v.source": recipe})
-    return recipe
-
-
-def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, final: bool) -> None:
-    """The nodes' safetensors (generator + config + training metadata); at the end also the style GMM."""
-    native = train_ds.sequences[0].size            # (H, W) of the dataset's frames
-    size = dcfg.load_size or native                # the scale the generator learnt (crops are cut from it)
-    extra = {"v2v.train": json.dumps({"step": state.step, "task": cfg.task, "source_kind": dcfg.source_kind,
-                                      "preset": cfg.preset, "finished": final, "frame_size": list(size)})}
-    recipe = source_metadata(dcfg.root, native, size, boundary=dcfg.use_instance)
-    if recipe:
-        extra["v2v.source"] = recipe
-    if final and E is not None and accelerator.is_main_process:
-        gmm = fit_style_gmm(accelerator.unwrap_model(E), train_ds, dcfg.label_nc, cfg.style_gmm_components,
-                            accelerator.device)
-        extra["v2v.style_gmm"] = json.dumps(gmm)
-        accelerator.print(f"fitted style Gaussian mixtures for classes {sorted(gmm, key=int)}")
-    if accelerator.is_main_process:
-        save_generator(accelerator.unwrap_model(G), out_dir / "model.safetensors", extra_metadata=extra)
-    accelerator.wait_for_everyone()
+    n = max(1, src.shape[1] - t_first)
+    return {k: v / n for k, v in sums.items()} | {"_frames": n * src.shape[0]}
 
 
 def main(argv: list[str] | None = None) -> int:

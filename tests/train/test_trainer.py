@@ -130,7 +130,8 @@ def test_two_process_ddp_ends_with_identical_weights(toy, tmp_path):
                        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "2 process(es)" in r.stdout + r.stderr
-    from train.train import load_config, starts_generated
+    from train.config import load_config
+    from train.train import starts_generated
     cfg = load_config(REPO / "train/configs/tiny.yaml", ["generated_start=0.5"])
     assert len({starts_generated(s, cfg) for s in range(4)}) == 2   # both kinds of clip ran under DDP
     d0 = (out / "weights_rank0.sha256").read_text()

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from train.data import write_toy_dataset
-from train.train import TrainConfig, starts_generated, train
+from train.config import TrainConfig
+from train.train import starts_generated, train
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,13 @@ import torch
 
 from v2v.model.config import DiscriminatorConfig
 from v2v.model.discriminators import (
+    Discriminators,
     FLOW_DIVISOR,
     MultiscalePatchD,
     NLayerPatchD,
     TemporalD,
     compose_flows,
+    detached,
     frames_needed,
     temporal_windows,
 )
@@ -196,3 +198,25 @@ def test_temporal_d_disabled_has_no_params():
     assert sum(p.numel() for p in d.parameters()) == 0
     with pytest.raises(ValueError, match="0 temporal scales"):
         d(torch.randn(1, 3, 3, 8, 8), torch.randn(1, 2, 2, 8, 8), 0)
+
+
+def test_bundle_judges_each_frame_and_window_as_if_alone_in_the_order_given():
+    """The trainer batches real, generated and hallucinated frames (and windows) into one pass: with per-sample
+    norms each gets exactly the features it would get alone, in the order given."""
+    cfg = DiscriminatorConfig(k_frames=2, n_temporal_scales=2, num_d=2, **TINY)
+    d = Discriminators(source_nc=4, cfg=cfg)
+    assert d.temporal_scales(2) == [0] and d.temporal_scales(3) == [0, 1]
+    source, frames = torch.randn(1, 4, 16, 16), [torch.randn(1, 3, 16, 16) for _ in range(3)]
+    clip, flows = torch.randn(1, 3, 3, 16, 16), torch.randn(1, 2, 2, 16, 16)
+    windows = {s: d.temporal.windows(clip, flows, s) for s in (0, 1)}
+    other = {s: torch.randn_like(w) for s, (w, _) in windows.items()}
+    image, temporal = d(source, frames, {s: ([w, other[s]], fw) for s, (w, fw) in windows.items()})
+    assert len(image) == 3 and sorted(temporal) == [0, 1]
+    for x, feats in zip(frames, image):
+        alone = d.image(torch.cat([source, x], 1))
+        assert all(torch.allclose(a, b, atol=1e-6) for sa, sb in zip(alone, feats) for a, b in zip(sa, sb))
+    for s, (w, fw) in windows.items():
+        alone = d.temporal(other[s], fw, s)
+        got = temporal[s][1]
+        assert all(torch.allclose(a, b, atol=1e-6) for sa, sb in zip(alone, got) for a, b in zip(sa, sb))
+    assert not any(t.requires_grad for scale in detached(image[0]) for t in scale)

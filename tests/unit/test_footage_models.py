@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from train.train import load_config
+from train.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ import torch
 from _synthetic import moving_scene
 from train.data import ClipDataset, DataConfig, dataset_defaults, validate_dataset
 from train.prepare import prepare
-from train.train import source_metadata
+from train.export import source_metadata
 from v2v.media.video_io import VideoWriter, open_video
 from v2v.model.checkpoint import load_generator, read_metadata, save_generator
 from v2v.model.config import GeneratorConfig
@@ -169,7 +169,8 @@ def test_pseudo_labels_are_remade_with_the_models_centres(clip):
 def test_train_records_the_recipe_and_the_cli_uses_it(tmp_path, clip, capsys):
     """prepare (edges) -> two training steps -> the model file's v2v.source is the dataset's recipe -> the CLI
     makes the source from a raw video by itself, at the model's scale."""
-    from train.train import load_config, train
+    from train.config import load_config
+    from train.train import train
     from v2v.cli import main
     from v2v.media.video_io import read_frames
 

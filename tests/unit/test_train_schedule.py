@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from train.train import TrainConfig, batches_of_epoch, latest_state, load_config, lr_at, n_frames_at
+from train.config import TrainConfig, load_config
+from train.state import latest_state
+from train.train import batches_of_epoch, lr_at, n_frames_at
 
 REPO = Path(__file__).resolve().parents[2]
 

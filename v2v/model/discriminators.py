@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses as L
 from .config import DiscriminatorConfig
 from .flow import warp
 from .layers import init_weights, norm_layer
@@ -197,8 +196,12 @@ class TemporalD(nn.Module):
 
 
 # ---- both discriminators in one module (one DDP wrapper, one optimizer in the trainer) ----------------------
+Windows = dict[int, tuple[list[torch.Tensor], torch.Tensor]]  # temporal scale -> (K-frame windows, their flows)
+
+
 class Discriminators(nn.Module):
-    """D_I (image, conditioned on the source frame) and D_V (temporal, conditioned on real flow)."""
+    """D_I (image, conditioned on the source frame) and D_V (temporal, conditioned on real flow) in one module, so
+    a distributed trainer wraps and synchronises them as one."""
 
     def __init__(self, source_nc: int, cfg: DiscriminatorConfig) -> None:
         super().__init__()
@@ -207,29 +210,29 @@ class Discriminators(nn.Module):
         self.temporal = TemporalD(cfg) if cfg.n_temporal_scales > 0 else None
 
     def temporal_scales(self, n_frames: int) -> list[int]:
+        """The temporal scales a clip of ``n_frames`` frames is long enough for."""
         if self.temporal is None:
             return []
         return [s for s in range(self.cfg.n_temporal_scales) if self.temporal.frames_needed(s) <= n_frames]
 
-    def forward(self, source, real, fake, raw, real_clip, fake_clip, flows) -> tuple[torch.Tensor, dict]:
-        """The D loss of one frame.  fake/raw/fake_clip must be detached.  Clips [B, t+1, 3, H, W],
-        flows [B, t, 2, H, W] (flows[:, i] maps real frame i onto i+1)."""
-        b = real.shape[0]
-        feats = self.image(torch.cat([torch.cat([source, x], 1) for x in (real, fake, raw)], 0))
-        r, f, h = _split(feats, 3)
-        terms = {"d_image": L.lsgan_d_loss(r, f) + L.lsgan_d_loss(r, h)}
-        total = terms["d_image"]
-        for s in self.temporal_scales(real_clip.shape[1]):
-            rw, fw = self.temporal.windows(real_clip, flows, s)
-            kw, _ = self.temporal.windows(fake_clip, None, s)
-            tf = self.temporal(torch.cat([rw, kw], 0), torch.cat([fw, fw], 0), s)
-            tr, tk = _split(tf, 2)
-            terms[f"d_temporal{s}"] = L.lsgan_d_loss(tr, tk)
-            total = total + terms[f"d_temporal{s}"]
-        assert total.shape == () and b > 0
-        return total, terms
+    def forward(self, source: torch.Tensor, frames: list[torch.Tensor],
+                windows: Windows | None = None) -> tuple[list[MultiFeatures], dict[int, list[MultiFeatures]]]:
+        """D_I's features of every frame in ``frames`` ([B, 3, H, W] each, conditioned on ``source``) and D_V's of
+        every window of each temporal scale in ``windows`` (all conditioned on the scale's one flow window, the
+        real clip's).  Each list is judged in one batched pass; the features come back in the order given."""
+        image = _split(self.image(torch.cat([torch.cat([source, x], 1) for x in frames], 0)), len(frames))
+        temporal = {}
+        for s, (clips, flows) in (windows or {}).items():
+            feats = self.temporal(torch.cat(clips, 0), torch.cat([flows] * len(clips), 0), s)
+            temporal[s] = _split(feats, len(clips))
+        return image, temporal
 
 
-def _split(feats, n: int):
-    """Nested D features of a batch stacked n times -> n nested feature lists."""
+def _split(feats: MultiFeatures, n: int) -> list[MultiFeatures]:
+    """Features of a batch stacked n times -> n feature lists."""
     return [[[t.chunk(n, 0)[k] for t in scale] for scale in feats] for k in range(n)]
+
+
+def detached(feats: MultiFeatures) -> MultiFeatures:
+    """The same features cut from the graph (the real side of feature matching)."""
+    return [[t.detach() for t in scale] for scale in feats]

@@ -1,0 +1,65 @@
+"""The model file a training run writes for the nodes, sampler and CLI: the generator with its config, the
+training record, the source recipe its dataset was made with (so generation makes the same source from any
+video) and, at the end of a run with a style encoder, the per-class style mixtures."""
+from __future__ import annotations
+
+import json
+
+from train.data import DatasetError, read_dataset_json
+from v2v.model.checkpoint import save_generator
+from v2v.model.style import fit_style_gmm
+
+
+def source_metadata(root, native: tuple[int, int], size: tuple[int, int], boundary: bool = False) -> str | None:
+    """The ``v2v.source`` metadata of a model trained on the dataset at ``root``: the recipe its ``dataset.json``
+    records, with the extraction scale (the dataset's frame height over the height the model learnt at) and,
+    for label maps, whether the model takes the instance-boundary channel (``use_instance``), so generation
+    makes the same source from any video; None when the dataset records no recipe."""
+    recipe = read_dataset_json(root).get("source_recipe")
+    if not recipe:
+        return None
+    params = dict(recipe.get("params") or {})
+    if recipe.get("extractor") == "pseudo_labels":
+        params["instances"] = bool(boundary)
+    elif recipe.get("extractor") == "label_maps":
+        params["boundary"] = bool(boundary)
+    return json.dumps({**recipe, "params": params, "extract_scale": round(native[0] / size[0], 6)}, sort_keys=True)
+
+
+def record_source_recipe(model_path, root) -> str:
+    """Write the recipe of the dataset at ``root`` into a model file trained on it before recipes existed (its
+    weights and config untouched): the metadata export() writes today.  Returns it."""
+    from train.data import list_sequences
+    from v2v.media.video_io import read_frames
+    from v2v.model.checkpoint import read_config, training_frame_size, update_metadata
+
+    first = read_frames(list_sequences(root, "train")[0] / "target")
+    native = (first.height, first.width)
+    cfg = read_config(model_path)
+    recipe = source_metadata(root, native, training_frame_size(model_path) or native,
+                             boundary=bool(cfg.label_nc) and cfg.input_nc == cfg.label_nc + 1)
+    if recipe is None:
+        raise DatasetError(f"{root}/dataset.json records no source recipe: prepare it with this version")
+    update_metadata(model_path, {"v2v.source": recipe})
+    return recipe
+
+
+def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, final: bool) -> None:
+    """The nodes' safetensors (generator + config + training metadata); at the end also the style GMM."""
+    native = train_ds.sequences[0].size            # (H, W) of the dataset's frames
+    size = dcfg.load_size or native                # the scale the generator learnt (crops are cut from it)
+    extra = {"v2v.train": json.dumps({"step": state.step, "task": cfg.task, "source_kind": dcfg.source_kind,
+                                      "preset": cfg.preset, "finished": final, "frame_size": list(size)})}
+    recipe = source_metadata(dcfg.root, native, size, boundary=dcfg.use_instance)
+    if recipe:
+        extra["v2v.source"] = recipe
+    if final and E is not None and accelerator.is_main_process:
+        gmm = fit_style_gmm(accelerator.unwrap_model(E), train_ds, dcfg.label_nc, cfg.style_gmm_components,
+                            accelerator.device)
+        extra["v2v.style_gmm"] = json.dumps(gmm)
+        accelerator.print(f"fitted style Gaussian mixtures for classes {sorted(gmm, key=int)}")
+    if accelerator.is_main_process:
+        save_generator(accelerator.unwrap_model(G), out_dir / "model.safetensors", extra_metadata=extra)
+    accelerator.wait_for_everyone()
+
+
