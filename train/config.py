@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from train.data import DataConfig, DatasetError, dataset_defaults
@@ -36,7 +37,7 @@ class TrainConfig:
     decay_start: int | None = None         # linear decay from here to max_steps (None: max_steps // 2)
     batch_size: int = 1                    # clips per process
     grad_accum: int = 1                    # frames whose gradients are summed before an update
-    mixed_precision: str = "no"            # no | fp16 | bf16
+    mixed_precision: str = "auto"          # auto (bf16 where the GPU has it, else fp32) | no | fp16 | bf16
     seed: int = 0
     num_workers: int = 0
     # spatio-temporal progression
@@ -64,8 +65,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
             self.mixed_precision = "no"
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -92,6 +93,21 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> Tr
             target = target.setdefault(part, {})
         target[parts[-1]] = yaml.safe_load(value)
     return TrainConfig.from_dict(data)
+
+
+# measured with bench/train_throughput.py (small preset, 128x128, 6-frame clips) on the 2-core CPU: bf16/fp32 wall
+CPU_BF16_SLOWDOWN = 1.28
+
+
+def resolve_precision(asked: str, cuda: bool) -> tuple[str, str | None]:
+    """The mixed precision a run uses and a warning when the config asks for one that does not pay here: ``auto``
+    is bf16 on a GPU that has it and fp32 otherwise; bf16 on a CPU is kept (the user asked) but warned about."""
+    if asked == "auto":
+        return ("bf16" if cuda and torch.cuda.is_bf16_supported() else "no"), None
+    if asked == "bf16" and not cuda:
+        return asked, (f"warning: mixed_precision bf16 on a CPU trains slower than fp32 (a step took "
+                       f"{CPU_BF16_SLOWDOWN}x as long on a 2-core CPU); set mixed_precision: auto or no")
+    return asked, None
 
 
 def data_config(cfg: TrainConfig) -> DataConfig:

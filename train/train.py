@@ -46,7 +46,7 @@ if __package__ in (None, ""):  # run as `python train/train.py`: import the repo
 import numpy as np
 import torch
 
-from train.config import TrainConfig, build_generator_config, data_config, load_config
+from train.config import TrainConfig, build_generator_config, data_config, load_config, resolve_precision
 from train.data import DatasetError, build_datasets
 from train.evaluation import stats_sample, validate, write_sample
 from train.export import export
@@ -112,15 +112,18 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    precision, precision_warning = resolve_precision(cfg.mixed_precision, torch.cuda.is_available())
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # lets torchrun-style launches on CPU-only machines use gloo DDP
-        mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+        mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum,
         log_with=cfg.log_with, project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     device, main = accelerator.device, accelerator.is_main_process
     log = (lambda msg: accelerator.print(msg))
     set_seed(cfg.seed)
+    if precision_warning:
+        log(precision_warning)
 
     # ---- data: validated on every process before anything trains ----------------------------------------
     dcfg = data_config(cfg)
@@ -196,7 +199,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         accelerator.init_trackers("vid2vid", config=flat)
     n_params = sum(p.numel() for p in accelerator.unwrap_model(G).parameters())
     log(f"generator {n_params / 1e6:.2f} M parameters, input_nc {gcfg.input_nc}, {accelerator.num_processes} "
-        f"process(es) on {device}, mixed precision {cfg.mixed_precision}; {len(train_ds)} training clips/epoch")
+        f"process(es) on {device}, mixed precision {precision}; {len(train_ds)} training clips/epoch")
 
     # ---- stop on SIGINT / SIGTERM: finish the step, save, exit ------------------------------------------
     stop = {"flag": False}
@@ -247,14 +250,18 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 group["lr"] = lr
 
         frozen = coarse_params if state.step < cfg.finest_only_steps else []
+        t_step = time.perf_counter()
         stats = train_clip(nets, batch, accelerator, cfg, weights, n_past,
                            generated_start=starts_generated(state.step, cfg), frozen=frozen)
         state.step += 1
         state.batch_in_epoch += 1
-        frames_done += stats.pop("_frames")
+        seconds = time.perf_counter() - t_step
+        frames = stats.pop("_frames")
+        frames_done += frames
         pbar.update(1)
-        if main:
-            rec = {"step": state.step, "lr": lr, "n_frames": n_frames, **stats}
+        if main:   # wall time of the step and generated frames/s (this process) show where the time goes
+            rec = {"step": state.step, "lr": lr, "n_frames": n_frames, "seconds": round(seconds, 4),
+                   "frames_per_s": round(frames / max(seconds, 1e-9), 3), **stats}
             loss_log.write(json.dumps(rec) + "\n")
             loss_log.flush()
             records.append(rec)

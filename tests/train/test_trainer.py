@@ -45,6 +45,7 @@ def test_tiny_run_learns_and_writes_a_loadable_model(toy, tmp_path):
     assert "validation" in log and "warping_error" in log
     hist = losses(out)
     assert [h["step"] for h in hist] == list(range(1, 21))
+    assert all(h["seconds"] > 0 and h["frames_per_s"] > 0 for h in hist)   # where the time goes, per step
     first, last = hist[:5], hist[-5:]
     mean = lambda hs, k: sum(h[k] for h in hs) / len(hs)  # noqa: E731
     assert mean(last, "loss_g") < 0.7 * mean(first, "loss_g")

@@ -2,8 +2,9 @@
 from pathlib import Path
 
 import pytest
+import torch
 
-from train.config import TrainConfig, load_config
+from train.config import TrainConfig, load_config, resolve_precision
 from train.state import latest_state
 from train.train import batches_of_epoch, lr_at, n_frames_at
 
@@ -71,3 +72,17 @@ def test_latest_state_ignores_incomplete(tmp_path):
     assert latest_state(tmp_path) == ck / "state-00000002"
     (ck / "latest").write_text("state-00000004\n")  # pointer to a folder without trainer.json
     assert latest_state(tmp_path) is None
+
+
+def test_precision_follows_the_device_and_warns_for_bf16_on_a_cpu(monkeypatch):
+    assert resolve_precision("auto", cuda=False) == ("no", None)
+    assert resolve_precision("no", cuda=False) == ("no", None)
+    used, warning = resolve_precision("bf16", cuda=False)
+    assert used == "bf16" and "slower than fp32" in warning and "mixed_precision: auto" in warning
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_precision("auto", cuda=True) == ("bf16", None)
+    assert resolve_precision("bf16", cuda=True) == ("bf16", None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_precision("auto", cuda=True) == ("no", None)
+    with pytest.raises(ValueError, match="auto, no, fp16 or bf16"):
+        TrainConfig(mixed_precision="fp8")
