@@ -30,6 +30,7 @@ NODE_MODULES: tuple[str, ...] = (
     "label_video_loader",
     "sketch_extract",
     "pose_extract",
+    "style_sample",
     "vid2vid_generate",
 )
 

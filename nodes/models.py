@@ -139,6 +139,26 @@ def load_model(path: Path, device: str):
     return model
 
 
+class ModelFileNode:
+    """What every node that takes a model by ``model_name`` (or ``model_path``) checks: the file resolves inside
+    the vid2vid folders before the graph runs, and the node reruns when the file changes."""
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model_name="", model_path=""):
+        try:
+            resolve_model(model_name, model_path)
+        except CheckpointError as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def IS_CHANGED(cls, model_name="", model_path="", **kwargs):
+        try:
+            return "|".join(map(str, fingerprint(resolve_model(model_name, model_path))))
+        except (CheckpointError, OSError) as e:
+            return f"invalid:{e}"
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()

@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 from v2v.media.cuts import parse_cut_frames
-from v2v.model.checkpoint import CheckpointError
 from v2v.pipeline import (RESIZE_MODES, GenerateError, frame_range, generate_images, generate_to_file,
                           model_frame_size, prepare_source, scale_advice)
 from v2v.sampler import PRECISIONS
@@ -27,8 +26,8 @@ from v2v.sources.base import ShotOptions
 
 from . import models
 from ._comfy import SOURCE_TYPE, progress
+from .style_sample import STYLE_TYPE
 
-STYLE_TYPE = "V2V_STYLE"   # per-frame style features [style_nc, H, W] (tensor, [T, ...] tensor, or .get(t))
 OUTPUTS = ("video_file", "images")
 DEVICES = ("auto", "cpu", "cuda")
 PREVIEW_FRAMES = 4
@@ -126,7 +125,7 @@ def run_generate(source, model_name="", output="video_file", seed=0, device="aut
     return result.preview.to(output_device()), str(result.path), ui
 
 
-class Vid2VidGenerate:
+class Vid2VidGenerate(models.ModelFileNode):
     """Generate a video from a source (labels, sketch or pose) with a vid2vid model, frame by frame.
     video_file: streams an mp4 to the output folder (any length) and returns a few preview frames;
     images: returns every frame as an IMAGE batch (clips that fit in RAM)."""
@@ -146,7 +145,10 @@ class Vid2VidGenerate:
                 "output": (list(OUTPUTS), {"default": "video_file",
                                            "tooltip": "video_file: stream to an mp4 (flat memory) + preview; "
                                                       "images: every frame as IMAGE"}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF,
+                                 "tooltip": "style models without a style input connected: draws every "
+                                            "object's style from the model's mixtures (other models are "
+                                            "deterministic and ignore it)"}),
                 "device": (list(DEVICES), {"default": "auto"}),
                 "precision": (list(PRECISIONS), {"default": "fp32", "tooltip": "bf16: faster on recent GPUs"}),
                 "start_frame": ("INT", {"default": 0, "min": 0, "max": 1_000_000}),
@@ -169,21 +171,6 @@ class Vid2VidGenerate:
                                           "(added to the detected ones)"}),
             },
         }
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, model_name="", model_path=""):
-        try:
-            models.resolve_model(model_name, model_path)
-        except CheckpointError as e:
-            return str(e)
-        return True
-
-    @classmethod
-    def IS_CHANGED(cls, model_name="", model_path="", **kwargs):
-        try:
-            return "|".join(map(str, models.fingerprint(models.resolve_model(model_name, model_path))))
-        except (CheckpointError, OSError) as e:
-            return f"invalid:{e}"
 
     def generate(self, source, model_name, output, seed, device, precision, start_frame, max_frames, filename_prefix,
                  **optional):

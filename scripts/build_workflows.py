@@ -40,6 +40,20 @@ WORKFLOWS = {
         (2, "Vid2VidGenerate", {"model_name": "vid2vid_sample_face.safetensors", "filename_prefix": "vid2vid/face"},
          {"source": (1, 0)}, (460, 80)),
     ]),
+    # the paper's multimodal synthesis: one label video, three seeds; only the people (class 8, each track its
+    # own draw) are resampled, every other class keeps the model's mean style (the model learnt from one
+    # static-camera clip, whose stuff classes have one look each: bench/NOTES.md)
+    "vid2vid_style_street": ("styles: labels -> StyleSample x 3 seeds -> three street videos (only the people "
+                             "change)", [
+        (1, "LabelVideoLoader", {"label_format": "ids", "label_nc": 9, "instance_boundary": True,
+                                 "path": "vid2vid_street_heldout", "instance_path": "vid2vid_street_heldout_instance",
+                                 "person_mask": "none", "fps": 10.0}, {}, (40, 80)),
+        *[(11 + k, "StyleSample", {"model_name": "street_style.safetensors", "seed": k + 1, "resample_classes": "8"},
+           {"source": (1, 0)}, (460, 80 + 360 * k)) for k in range(3)],
+        *[(node, "Vid2VidGenerate", {"model_name": "street_style.safetensors", "resize": "model",
+                                     "filename_prefix": f"vid2vid/style_seed{k + 1}"},
+           {"source": (1, 0), "style": (11 + k, 0)}, (880, 80 + 360 * k)) for k, node in enumerate((2, 21, 22))],
+    ]),
     "vid2vid_pose_to_body": ("pose -> body (OpenPose keypoints -> people video)", [
         (1, "PoseExtract", {"path": "vid2vid_walk_pose", "fps": 10.0}, {}, (40, 80)),
         (2, "Vid2VidGenerate", {"model_name": "vid2vid_sample_pose.safetensors", "filename_prefix": "vid2vid/pose"},

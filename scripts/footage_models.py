@@ -68,6 +68,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # the mask regulariser (pushes towards warping) only on generated-start clips, as the reference does
     "street_maskreg_genonly": ("street", ["--set", "mask_loss_always=false"]),
     "street_nomaskreg": ("street", ["--set", "loss.mask=0"]),            # no mask regulariser at all
+    # multimodal synthesis (paper Sec. 3): the style encoder E on instance maps (stuff: one instance per class,
+    # people: one per track), per-class mixtures fitted at the end
+    "street_style": ("street", ["--set", "model.style_nc=3", "--set", "data.use_instance=true"]),
 }
 COMMON = ["--set", "preset=small", "--set", "model.ngf=24", "--set", "max_steps=1000000",
           "--set", "decay_start=1000000", "--set", "n_frames_start=4", "--set", "n_frames_max=8",

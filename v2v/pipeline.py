@@ -35,8 +35,9 @@ import torch.nn.functional as F
 from .media.resize import fit_area
 from .media.tensors import model_to_uint8
 from .media.video_io import VideoError, VideoWriter
+from .model.style import StyleError, StylePlan, read_style_mixtures
 from .sampler import StreamingSampler
-from .sources.base import ShotOptions, SourceError, SourceVideo
+from .sources.base import ShotOptions, SourceError, SourceFrame, SourceVideo
 
 Progress = Callable[[int, int], None]
 
@@ -324,24 +325,38 @@ def _first_frames(first_frame: torch.Tensor | None, cfg, size: tuple[int, int]) 
     return frames[: cfg.n_past]  # at most L real frames are used
 
 
-def _style_getter(style: Any, cfg, n: int) -> Callable[[int], torch.Tensor | None]:
-    """A V2V_STYLE value -> ``t -> [style_nc, H, W]``: a tensor ``[style_nc, H, W]`` (every frame),
-    ``[T, style_nc, H, W]`` (per frame), or anything with ``.get(t)``."""
+def _style_getter(style: Any, model, n: int, seed: int) -> Callable[[SourceFrame], torch.Tensor | None]:
+    """A V2V_STYLE value -> ``frame -> [style_nc, H, W]``: a :class:`StylePlan` (styles drawn per instance of the
+    label frames), a tensor ``[style_nc, H, W]`` (every frame) or ``[T, style_nc, H, W]`` (per frame), or anything
+    with ``.get(t)``.  None, for a model with a style input: every class drawn from the model's mixtures with
+    ``seed`` (the paper's multimodal synthesis)."""
+    cfg = model.cfg
     if not cfg.style_nc:
         if style is not None:
             raise GenerateError("style features given but this model has no style input (style_nc=0)")
-        return lambda t: None
+        return lambda f: None
     if style is None:
-        raise GenerateError(f"this model takes style features (style_nc={cfg.style_nc}); connect a V2V_STYLE input")
+        try:
+            style = StylePlan(read_style_mixtures(getattr(model, "file_metadata", None) or {}), cfg.style_nc, seed)
+        except StyleError as e:
+            raise GenerateError(f"this model takes style features (style_nc={cfg.style_nc}): {e}; or connect a "
+                                "V2V_STYLE input") from None
+    if isinstance(style, StylePlan):
+        def from_labels(f: SourceFrame) -> torch.Tensor:
+            if f.ids is None:
+                raise GenerateError("styles are drawn per instance of label maps: connect a label source "
+                                    "(LabelVideoLoader), not a sketch or pose")
+            return style.frame(f.ids, f.instance)
+        return from_labels
     if hasattr(style, "get") and not isinstance(style, torch.Tensor):
-        return style.get
+        return lambda f: style.get(f.index)
     if isinstance(style, torch.Tensor) and style.dim() == 3:
-        return lambda t: style
+        return lambda f: style
     if isinstance(style, torch.Tensor) and style.dim() == 4:
         if style.shape[0] < n:
             raise GenerateError(f"style has {style.shape[0]} frames but {n} frames are generated")
-        return lambda t: style[t]
-    raise GenerateError(f"style must be [style_nc, H, W] or [T, style_nc, H, W], got {type(style).__name__}")
+        return lambda f: style[f.index]
+    raise GenerateError(f"style must be a StylePlan, [style_nc, H, W] or [T, style_nc, H, W], got {type(style).__name__}")
 
 
 # ---- the loop ---------------------------------------------------------------------------------------
@@ -393,11 +408,11 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
     check_channels(cfg, source)
     size = (int(source.height), int(source.width))
     pad = Padding.to_multiple(size, cfg.size_multiple, cfg.min_frame_side)
-    styles = _style_getter(style, cfg, frames.stop)
+    styles = _style_getter(style, model, frames.stop, seed)
     real = _first_frames(first_frame, cfg, size)
     check_generation_memory(model, (size[0] + pad.top + pad.bottom, size[1] + pad.left + pad.right), device, precision)
     try:
-        sampler = StreamingSampler(model, device=device, precision=precision, seed=seed,
+        sampler = StreamingSampler(model, device=device, precision=precision,
                                    first_frame=None if real is None else pad.pad(real))
     except ValueError as e:
         raise GenerateError(str(e)) from None
@@ -408,7 +423,7 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
         if f.cut:
             sampler.reset(first_frame=False)
             stats.cuts.append(f.index)
-        sty = styles(f.index)
+        sty = styles(f)
         ts = time.perf_counter()
         try:
             out = sampler.step(pad.pad(f.tensor), style=None if sty is None else pad.pad(sty))

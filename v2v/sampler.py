@@ -44,14 +44,12 @@ class StreamingSampler:
         device: where the model runs and where returned frames live (the model is moved there).
         precision: ``"fp32"`` (default) or ``"bf16"`` (autocast; on CUDA, or on CPU where supported).
             History and outputs are kept in float32 either way.
-        seed: seeds the RNG around every step (frame t uses ``seed + t``), so any stochastic part of
-            the model is reproducible.
         first_frame: optional real frame(s) ``[3, H, W]`` or ``[k, 3, H, W]`` (k <= L) in [-1, 1]:
             see the module docstring.
     """
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu", precision: str = "fp32",
-                 seed: int = 0, first_frame: torch.Tensor | None = None) -> None:
+                 first_frame: torch.Tensor | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = torch.device(device)
@@ -60,7 +58,6 @@ class StreamingSampler:
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
         self.precision = precision
-        self.seed = int(seed)
         L = self.cfg.n_past
         self.sources: deque[torch.Tensor] = deque(maxlen=L)   # last L sources, oldest first
         self.styles: deque[torch.Tensor] = deque(maxlen=L)    # last L style maps (style_nc > 0 only)
@@ -112,10 +109,8 @@ class StreamingSampler:
                 else:
                     prev = self._window(self.outputs, None, L, self.outputs[0])
                     force = not self._real and t < L   # warm-up without a real frame
-                with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                    torch.manual_seed(self.seed + t)
-                    with self._autocast():
-                        out = self.model(sources, prev, style=styles, force_hallucinate=force)
+                with self._autocast():        # the generator draws no random numbers: nothing to seed per frame
+                    out = self.model(sources, prev, style=styles, force_hallucinate=force)
                 frame = out.frame.float().clamp_(-1, 1)
         self.sources.append(src)
         if sty is not None:

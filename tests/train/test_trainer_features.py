@@ -105,3 +105,20 @@ def test_generated_start_share_is_reproducible_per_step():
 def test_mask_regulariser_only_on_generated_starts_unless_always(toy, tmp_path, always, share, expect_mask):
     result = train(base(toy, tmp_path / "m", max_steps=1, mask_loss_always=always, generated_start=share))
     assert ("mask" in result["history"][0]) == expect_mask
+
+
+def test_style_study_runs_on_a_trained_style_model(tmp_path):
+    """bench/style_study.py's smallest configuration: a 2-step style model on toy data with a held-out sequence."""
+    import subprocess
+    import sys
+
+    root = write_toy_dataset(tmp_path / "toy", n_sequences=2, n_frames=6, height=32, width=32, val_sequences=1)
+    train(base(root, tmp_path / "style", model={"style_nc": 3}, style_gmm_components=2))
+    out = tmp_path / "study.json"
+    proc = subprocess.run([sys.executable, "bench/style_study.py", "--model", str(tmp_path / "style" / "model.safetensors"),
+                           "--data", str(root), "--seeds", "1", "2", "--out", str(out), "--strip", str(tmp_path / "s.jpg")],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["frames"] == 6 and len(report["rows"]) == 4 and (tmp_path / "s.jpg").stat().st_size > 0
+    assert all(r["warping_error"] > 0 and r["seed_distance_inside"] >= 0 for r in report["rows"])

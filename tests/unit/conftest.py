@@ -23,3 +23,17 @@ def sketch_folder(tmp_path):
         cv2.circle(image, (8 + 2 * i, 16), 5, (255, 255, 255), 1)
         assert cv2.imwrite(str(folder / f"f{i}.png"), image)
     return folder
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch):
+    """An empty vid2vid model folder (and output folder) the nodes use, with a cold model cache."""
+    from nodes import models
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setenv("V2V_MODELS_DIR", str(folder))
+    monkeypatch.setenv("V2V_OUTPUT_DIR", str(tmp_path / "output"))
+    models.clear_cache()
+    yield folder
+    models.clear_cache()

@@ -34,17 +34,20 @@ def test_each_variant_flips_exactly_its_switch(recipe, tmp_path):
     expected = {"perframe": ("model", "use_flow", False), "nofg": ("model", "foreground", False),
                 "nodv": ("disc", "n_temporal_scales", 0), "realstart": (None, "generated_start", 0),
                 "maskreg_genonly": (None, "mask_loss_always", False), "nomaskreg": ("loss", "mask", 0),
-                "fgpaper": ("model", "fg_blend", "paper")}
+                "fgpaper": ("model", "fg_blend", "paper"),
+                "style": [("model", "style_nc", 3), ("data", "use_instance", True)]}   # E needs instance maps
     assert recipe.VARIANTS
     for name, (dataset, _) in recipe.VARIANTS.items():
         base = config_of(recipe.train_command(dataset, tmp_path / dataset)).to_dict()
         variant = config_of(recipe.train_command(name, tmp_path / name)).to_dict()
-        section, key, value = expected[name.split("_", 1)[1]]
-        get = (lambda c: c[key]) if section is None else (lambda c: c[section].get(key))
-        assert get(variant) == value and get(base) != value, name
+        switches = expected[name.split("_", 1)[1]]
         for c in (base, variant):
             c["data"].pop("root"), c.pop("out_dir", None)
-            (c if section is None else c[section]).pop(key, None)
+        for section, key, value in switches if isinstance(switches, list) else [switches]:
+            get = (lambda c: c[key]) if section is None else (lambda c: c[section].get(key))
+            assert get(variant) == value and get(base) != value, name
+            for c in (base, variant):
+                (c if section is None else c[section]).pop(key, None)
         assert base == variant, f"{name} differs from {dataset} in more than its switch"
 
 

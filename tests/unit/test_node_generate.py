@@ -24,17 +24,6 @@ TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
 
 
 
-@pytest.fixture
-def model_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "models"
-    folder.mkdir()
-    monkeypatch.setenv("V2V_MODELS_DIR", str(folder))
-    monkeypatch.setenv("V2V_OUTPUT_DIR", str(tmp_path / "output"))
-    models.clear_cache()
-    yield folder
-    models.clear_cache()
-
-
 def save_model(folder, name="tiny.safetensors", **cfg):
     torch.manual_seed(0)
     model = Vid2VidGenerator(GeneratorConfig(**{"input_nc": 3, **TINY, **cfg}))
@@ -300,3 +289,28 @@ def test_shot_cuts_restart_the_history(model_dir):
     assert not torch.equal(plain[3:], fresh)
     with pytest.raises(ValueError, match="cut frame"):
         run_generate(source, "tiny.safetensors", "images", device="cpu", cut_frames="3, x")
+
+
+def test_seed_draws_the_style_of_a_style_model_and_nothing_else(model_dir):
+    """With a style model and no V2V_STYLE connected, the seed draws every instance's style from the model's
+    mixtures: same seed, same video; another seed, another video.  Models without a style input ignore it."""
+    from v2v.model.style import STYLE_GMM_KEY
+    from v2v.sources.labels import label_video
+
+    mixtures = {str(c): {"weights": [1.0], "means": [[0.3 * c - 0.3] * 2], "covariances": [[0.2] * 2]} for c in range(3)}
+    torch.manual_seed(0)
+    model = Vid2VidGenerator(GeneratorConfig(input_nc=4, label_nc=3, style_nc=2, **TINY))
+    save_generator(model, model_dir / "style.safetensors", extra_metadata={STYLE_GMM_KEY: json.dumps(mixtures)})
+    save_generator(model, model_dir / "nomix.safetensors")
+    ids = torch.zeros(4, 16, 24, dtype=torch.long)
+    ids[:, :, 12:] = 1
+    ids[:, 4:10, 3:8] = 2
+    labels = lambda: label_video(ids.numpy(), label_nc=3, instances="labels")  # noqa: E731
+    run = lambda seed, name="style.safetensors": run_generate(labels(), name, "images", seed=seed, device="cpu")[0]  # noqa: E731
+    a, b, c = run(1), run(1), run(2)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(GenerateError, match="no style mixtures.*connect a V2V_STYLE"):
+        run(1, "nomix.safetensors")
+    save_model(model_dir)                                    # a model without a style input: the seed changes nothing
+    assert torch.equal(run_generate(rgb_source(3), "tiny.safetensors", "images", seed=1, device="cpu")[0],
+                       run_generate(rgb_source(3), "tiny.safetensors", "images", seed=2, device="cpu")[0])

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from v2v.model.checkpoint import load_generator, read_metadata, training_frame_size
+from v2v.model.style import StylePlan, read_style_mixtures
 from v2v.sampler import StreamingSampler
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "vid2vid"
 SHIPPED = sorted(MODELS.glob("*.safetensors"))
-FOOTAGE = ("street", "face", "body")
+FOOTAGE = ("street", "face", "body", "street_style")
 
 
 def test_the_footage_models_ship_with_their_training_records():
@@ -29,14 +30,17 @@ def test_shipped_model_streams_frames_at_its_training_size(path):
     model = load_generator(path)
     h, w = training_frame_size(path) or (64, 64)
     cfg = model.cfg
-    sampler = StreamingSampler(model, device="cpu", precision="fp32", seed=0)
+    sampler = StreamingSampler(model, device="cpu", precision="fp32")
+    plan = StylePlan(read_style_mixtures(read_metadata(path)), cfg.style_nc, seed=1) if cfg.style_nc else None
     torch.manual_seed(0)
     for _ in range(3):        # past the L generated frames, so the warping branch runs too
+        style = None
         if cfg.label_nc:
             ids = torch.randint(0, cfg.label_nc, (h, w))
             source = torch.nn.functional.one_hot(ids, cfg.input_nc).permute(2, 0, 1).float()
+            style = plan.frame(ids.numpy(), None) if plan is not None else None   # from the file's own mixtures
         else:
             source = torch.rand(cfg.input_nc, h, w) * 2 - 1
-        frame = sampler.step(source)
+        frame = sampler.step(source, style=style)
         assert frame.shape == (1, 3, h, w)
         assert torch.isfinite(frame).all() and frame.abs().max() <= 1

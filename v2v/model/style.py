@@ -89,3 +89,79 @@ def fit_style_gmm(encoder, dataset, label_nc: int, n_components: int, device, ma
         out[str(cls)] = {"weights": gmm.weights_.tolist(), "means": gmm.means_.tolist(),
                          "covariances": gmm.covariances_.tolist(), "n_samples": len(x)}
     return out
+
+
+# ---- test time: a style for every instance of a label video ------------------------------------------------
+STYLE_GMM_KEY = "v2v.style_gmm"   # model-file metadata: the per-class mixtures fit_style_gmm wrote
+
+
+class StyleError(ValueError):
+    """A style that cannot be drawn: no mixtures in the model, classes it does not know, a vector of wrong size."""
+
+
+def read_style_mixtures(metadata: dict[str, str]) -> dict[int, dict]:
+    """The per-class mixtures of a model file's metadata (``{class: {"weights", "means", "covariances"}}``)."""
+    import json
+
+    raw = metadata.get(STYLE_GMM_KEY)
+    if not raw:
+        raise StyleError("this model file has no style mixtures (v2v.style_gmm): train it with model.style_nc > 0 "
+                         "and instance maps, which fits them at the end of the run")
+    return {int(k): v for k, v in json.loads(raw).items()}
+
+
+def mixture_mean(mixture: dict) -> np.ndarray:
+    """A class's mean style: the components' means weighed by their weights."""
+    return np.asarray(mixture["weights"]) @ np.asarray(mixture["means"])
+
+
+class StylePlan:
+    """The paper's multimodal synthesis at test time, streamed: which style vector every instance of a label video
+    gets, drawn per instance (stuff: one per class; people: one per track id) from its class's mixture.
+
+    A vector depends only on (seed, class, instance id), so an instance keeps its appearance along its track
+    without any state, any length of video costs nothing, and a seed reproduces a video.  Classes outside
+    ``resample`` (None: every class) take their mean style; ``fixed`` gives classes a chosen vector.  Classes
+    without a mixture (never seen in training) get zeros, the encoder's mid-range."""
+
+    def __init__(self, mixtures: dict[int, dict], style_nc: int, seed: int = 0,
+                 resample: set[int] | frozenset[int] | None = None, fixed: dict[int, np.ndarray] | None = None) -> None:
+        self.mixtures, self.style_nc, self.seed = mixtures, int(style_nc), int(seed)
+        self.resample = None if resample is None else frozenset(int(c) for c in resample)
+        self.fixed = {int(c): np.asarray(v, np.float64) for c, v in (fixed or {}).items()}
+        for cls, m in mixtures.items():
+            if np.asarray(m["means"]).shape[-1] != self.style_nc:
+                raise StyleError(f"the mixture of class {cls} has {np.asarray(m['means']).shape[-1]}-d styles but "
+                                 f"the model takes {self.style_nc}")
+        for cls, v in self.fixed.items():
+            if v.shape != (self.style_nc,):
+                raise StyleError(f"the style given for class {cls} has shape {v.shape}, expected ({self.style_nc},)")
+
+    def vector(self, cls: int, instance_id: int) -> np.ndarray:
+        """The style of instance ``instance_id`` of class ``cls`` ([style_nc])."""
+        if cls in self.fixed:
+            return self.fixed[cls]
+        mixture = self.mixtures.get(cls)
+        if mixture is None:
+            return np.zeros(self.style_nc)
+        if self.resample is not None and cls not in self.resample:
+            return mixture_mean(mixture)
+        rng = np.random.default_rng([self.seed, cls, instance_id])
+        k = rng.choice(len(mixture["weights"]), p=np.asarray(mixture["weights"]) / np.sum(mixture["weights"]))
+        std = np.sqrt(np.asarray(mixture["covariances"][k]))
+        return np.clip(np.asarray(mixture["means"][k]) + std * rng.standard_normal(self.style_nc), -1.0, 1.0)
+
+    def frame(self, ids: np.ndarray, instance: np.ndarray | None) -> torch.Tensor:
+        """The style map ``[style_nc, H, W]`` of one label frame: ``ids`` [H, W] class per pixel, ``instance`` [H, W]
+        instance ids (None: one instance per class).  An instance's class is its most frequent label."""
+        ids = np.asarray(ids, np.int64)
+        inst = ids if instance is None else np.asarray(instance, np.int64)
+        if inst.shape != ids.shape:
+            raise StyleError(f"instance map {inst.shape} and label map {ids.shape} differ in size")
+        uniq, inverse = np.unique(inst.ravel(), return_inverse=True)
+        table = np.empty((len(uniq), self.style_nc), np.float32)
+        flat_ids = ids.ravel()
+        for j, inst_id in enumerate(uniq):
+            cls = int(np.bincount(flat_ids[inverse == j]).argmax())
+            table[j] = self.vector(cls, int(inst_id))
+        return torch.from_numpy(np.ascontiguousarray(table[inverse].T.reshape(self.style_nc, *ids.shape)))
