@@ -32,6 +32,7 @@ NODE_MODULES: tuple[str, ...] = (
     "pose_extract",
     "style_sample",
     "vid2vid_generate",
+    "future_predict",
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

@@ -79,7 +79,7 @@ def next_video_path(prefix: str, ext: str = ".mp4") -> tuple[Path, str, str]:
     return folder / name, name, str(folder.relative_to(root)) if folder != root else ""
 
 
-def _save_previews(preview: torch.Tensor, stem: str) -> list[dict]:
+def save_previews(preview: torch.Tensor, stem: str) -> list[dict]:
     """Preview frames as PNGs in ComfyUI's temp folder, as ``ui.images`` records (shown on the node)."""
     if _folder_paths is None or len(preview) == 0:
         return []
@@ -121,7 +121,7 @@ def run_generate(source, model_name="", output="video_file", seed=0, device="aut
     result = generate_to_file(model, source, path, preview_frames=PREVIEW_FRAMES, **common)
     video = {"filename": name, "subfolder": subfolder, "type": "output", "format": "video/mp4",
              "frame_rate": result.fps, "frame_count": result.frames}
-    ui = {"images": _save_previews(result.preview, path.stem), "videos": [video]}
+    ui = {"images": save_previews(result.preview, path.stem), "videos": [video]}
     return result.preview.to(output_device()), str(result.path), ui
 
 

@@ -54,6 +54,14 @@ WORKFLOWS = {
                                      "filename_prefix": f"vid2vid/style_seed{k + 1}"},
            {"source": (1, 0), "style": (11 + k, 0)}, (880, 80 + 360 * k)) for k, node in enumerate((2, 21, 22))],
     ]),
+    # the paper's future prediction: observe the first 40 held-out label maps, predict 10 more, render them
+    "vid2vid_future_street": ("future: label maps -> FuturePredict (predict the next maps, render them)", [
+        (1, "LabelVideoLoader", {"label_format": "ids", "label_nc": 9, "instance_boundary": False,
+                                 "path": "vid2vid_street_heldout", "person_mask": "none", "max_frames": 40,
+                                 "fps": 10.0}, {}, (40, 80)),
+        (2, "FuturePredict", {"predictor_name": "street_predict.safetensors", "renderer_name": "street.safetensors",
+                              "n_future": 10}, {"source": (1, 0)}, (460, 80)),
+    ]),
     "vid2vid_pose_to_body": ("pose -> body (OpenPose keypoints -> people video)", [
         (1, "PoseExtract", {"path": "vid2vid_walk_pose", "fps": 10.0}, {}, (40, 80)),
         (2, "Vid2VidGenerate", {"model_name": "vid2vid_sample_pose.safetensors", "filename_prefix": "vid2vid/pose"},

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from v2v.sources.labels import generic_label_set, read_id_png, render_labels  # noqa: E402
 from v2v.media.metrics import psnr, ssim, warping_error  # noqa: E402
 from v2v.media.tensors import uint8_to_model  # noqa: E402
-from v2v.media.video_io import VideoWriter, frame_grid, list_images, open_video, read_frames, write_image  # noqa: E402
+from v2v.media.video_io import VideoWriter, frame_grid, list_images, open_video, write_image  # noqa: E402
 
 HELDOUT = ROOT / "workflows" / "input" / "vid2vid_street_heldout"
 WORKFLOW = ROOT / "workflows" / "api" / "vid2vid_labels_to_street.json"

@@ -71,6 +71,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # multimodal synthesis (paper Sec. 3): the style encoder E on instance maps (stuff: one instance per class,
     # people: one per track), per-class mixtures fitted at the end
     "street_style": ("street", ["--set", "model.style_nc=3", "--set", "data.use_instance=true"]),
+    # future prediction, stage 1 (paper Sec. 4): the next label map from the past ones, label maps in and out,
+    # scored by cross-entropy besides the adversarial and flow terms; every clip starts from real maps, as
+    # prediction always starts from observed ones
+    "street_predict": ("street", ["--set", "data.predict=true", "--set", "loss.label_ce=10",
+                                  "--set", "model.foreground=false", "--set", "generated_start=0",
+                                  "--set", "data.max_stride=1"]),
 }
 COMMON = ["--set", "preset=small", "--set", "model.ngf=24", "--set", "max_steps=1000000",
           "--set", "decay_start=1000000", "--set", "n_frames_start=4", "--set", "n_frames_max=8",

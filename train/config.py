@@ -122,7 +122,8 @@ def data_config(cfg: TrainConfig) -> DataConfig:
 
 
 def build_generator_config(cfg: TrainConfig, dcfg: DataConfig, source_nc: int) -> GeneratorConfig:
-    task = {"input_nc": source_nc, "label_nc": dcfg.label_nc if dcfg.source_kind == "labels" else 0}
+    task = {"input_nc": source_nc, "output_nc": dcfg.target_nc,
+            "label_nc": dcfg.label_nc if dcfg.source_kind == "labels" else 0}
     task.update({k: tuple(v) if isinstance(v, list) else v for k, v in cfg.model.items()})
     return preset(cfg.preset, **task)
 

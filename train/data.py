@@ -91,6 +91,9 @@ class DataConfig:
     frames_per_item: int = 16                   # a sequence of N frames gives max(1, N // this) items per epoch
     flow_preset: str = "medium"                 # DIS preset of the ground-truth flow
     flow_cache: str | None = None               # cache folder; None: <root>/.flow_cache; "" : no cache
+    predict: bool = False                       # labels: future prediction, the NEXT map from the past ones:
+                                                #   source[t] = map t-1, target[t] = map t (one-hot in [-1, 1]);
+                                                #   flows still from the real frames
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -102,6 +105,8 @@ class DataConfig:
             raise DatasetError("use_instance only applies to source_kind 'labels'")
         if self.max_stride < 1:
             raise DatasetError("max_stride must be >= 1")
+        if self.predict and (self.source_kind != "labels" or self.use_instance):
+            raise DatasetError("predict (future label maps) needs source_kind 'labels' without use_instance")
         if not 0.0 <= self.val_fraction < 1.0:
             raise DatasetError("val_fraction must be in [0, 1)")
         FlowParams(self.flow_preset)  # validates the preset name
@@ -112,6 +117,11 @@ class DataConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def target_nc(self) -> int:
+        """Channels of one target frame: RGB, or the label maps a predictor outputs."""
+        return self.label_nc if self.predict else 3
 
     @property
     def input_nc(self) -> int | None:
@@ -410,7 +420,8 @@ class ClipDataset(torch.utils.data.Dataset):
     An item is a dict of tensors, T = ``n_frames``, (h, w) = crop size::
 
         source     [T, input_nc, h, w] float32   one-hot (+ boundary) / [-1, 1] RGB / array channels
-        target     [T, 3, h, w] float32 in [-1, 1]
+        target     [T, 3, h, w] float32 in [-1, 1]      (predict: [T, label_nc, h, w] one-hot in [-1, 1];
+                                                        source[t] is then the map of frame t-1)
         flow       [T, 2, h, w] float32 pixels   flow[t]: backward flow target t -> t-1; flow[0] = 0
         flow_conf  [T, 1, h, w] float32 0/1      forward-backward confidence of flow[t]; conf[0] = 0
         instance   [T, 1, h, w] int64            only when use_instance
@@ -518,6 +529,9 @@ class ClipDataset(torch.utils.data.Dataset):
                 inst = [crop(m) for m in instances]
                 parts.append(torch.from_numpy(np.stack([instance_boundary(m) for m in inst]).astype(np.float32))[:, None])
             source = torch.cat(parts, 1)
+            if self.cfg.predict:   # the past predicts the present: map t-1 in, map t out (frame 0 sees itself)
+                target = source * 2 - 1
+                source = torch.cat([source[:1], source[:-1]])
         elif kind == "rgb":
             source = uint8_to_model(np.stack([crop(s) for s in src]))
         else:

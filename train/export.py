@@ -49,7 +49,8 @@ def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, fina
     native = train_ds.sequences[0].size            # (H, W) of the dataset's frames
     size = dcfg.load_size or native                # the scale the generator learnt (crops are cut from it)
     extra = {"v2v.train": json.dumps({"step": state.step, "task": cfg.task, "source_kind": dcfg.source_kind,
-                                      "preset": cfg.preset, "finished": final, "frame_size": list(size)})}
+                                      "preset": cfg.preset, "finished": final, "frame_size": list(size),
+                                      "predict": dcfg.predict})}
     recipe = source_metadata(dcfg.root, native, size, boundary=dcfg.use_instance)
     if recipe:
         extra["v2v.source"] = recipe

@@ -28,6 +28,7 @@ Outputs under ``out_dir``:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -127,6 +128,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
     # ---- data: validated on every process before anything trains ----------------------------------------
     dcfg = data_config(cfg)
+    if dcfg.predict and (cfg.sample_every or cfg.val_every):   # their metrics are for RGB frames
+        log("note: label prediction: sample strips and validation are off (bench/future_study.py scores predictors)")
+        cfg = dataclasses.replace(cfg, sample_every=0, val_every=0)
     weights = LossWeights.from_dict(cfg.loss)
     dis_cfg = DiscriminatorConfig.from_dict(cfg.disc)
     # L from the model's config (preset + overrides); the source channels are known once the data is read
@@ -152,7 +156,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
             G.load_state_dict(coarse.state_dict())
             log(f"initialised from {cfg.init_from}")
     coarse_params = [p for s in G.scales[:-1] for p in s.parameters()] if (cfg.init_from and gcfg.n_scales > 1) else []
-    D = Discriminators(gcfg.input_nc, dis_cfg)
+    D = Discriminators(gcfg.input_nc, dis_cfg, image_nc=gcfg.output_nc)
     E = None
     if gcfg.style_nc:
         from v2v.model.style import StyleEncoder
@@ -374,6 +378,8 @@ def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: 
                            + L.feature_matching_loss(real_feats, g_raw, n_layers)}
                 if nets.vgg is not None:
                     g_terms["vgg"] = L.vgg_loss(nets.vgg, fake, real[:, t])
+                if weights.label_ce:                         # label-map outputs (future prediction)
+                    g_terms["label_ce"] = L.label_cross_entropy(fake, real[:, t])
                 if out.flow is not None and t > 0:           # flow, warp consistency and mask terms from t = 1
                     g_terms |= L.flow_loss(out.flow, flow[:, t], real[:, t - 1], real[:, t], conf[:, t])
                     g_terms["generator_warp"] = L.generator_warp_loss(fake, history[-1], flow[:, t], conf[:, t])

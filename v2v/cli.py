@@ -5,6 +5,8 @@
         [--cuts detect|off] [--cut-frames 120,300] [--first-frame IMAGE_OR_VIDEO [--first-frame-index N]] \
         [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16] [--fps F] [--seed S] \
         [--stats stats.json] [--quiet]
+    python -m v2v predict --predictor P.safetensors --renderer R.safetensors --source <video | label folder> \
+        --future N --out future.mp4 [--observed N] [--real VIDEO] [--maps-out maps.mp4] [--resize off|model|WxH]
     python -m v2v info --model M.safetensors
 
 ``generate`` streams disk to disk through :func:`v2v.pipeline.generate`: one frame is decoded, turned into
@@ -199,6 +201,66 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Future video prediction (v2v.future): the observed frames' label maps (made from a raw video by the
+    renderer's recipe, or given as label-id images), continued by the predictor and rendered by the renderer,
+    starting from the last observed real frames."""
+    from .future import is_predictor, predict_future
+    from .media.resize import resize_image
+    from .media.tensors import model_to_uint8
+    from .media.video_io import VideoWriter, open_video
+    from .pipeline import model_recipe, prepare_source
+    from .sources.labels import generic_label_set, ids_to_colors
+
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    if args.future < 1:
+        raise UsageError("--future must be >= 1")
+    src_path, out = Path(args.source), Path(args.out)
+    if not src_path.exists():
+        raise UsageError(f"--source {src_path}: no such file or folder")
+    _check_output(out, src_path)
+    predictor, renderer = load_generator(args.predictor, device=args.device), load_generator(args.renderer, device=args.device)
+    if not is_predictor(predictor):
+        raise UsageError(f"--predictor {args.predictor} is not a label-map predictor (train one with data.predict: true)")
+    if predictor.cfg.label_nc != renderer.cfg.label_nc:
+        raise UsageError(f"the predictor makes {predictor.cfg.label_nc}-class maps but the renderer takes "
+                         f"{renderer.cfg.label_nc} classes: pair models trained on the same label maps")
+    recipe = model_recipe(renderer)
+    kind = source_kind(src_path, renderer, recipe) if args.source_kind == "auto" else args.source_kind
+    if kind not in ("video", "labels"):
+        raise UsageError("--source must be a raw video or label-id images (the maps the renderer takes)")
+    source = prepare_source(renderer, load_source(src_path, kind, renderer, recipe, fps=args.fps, log=log),
+                            resize=args.resize, model_name=Path(args.renderer).name)
+    start = 0 if args.observed is None else max(0, len(source) - args.observed)
+    observed = [f.ids.astype(np.uint8) for f in source.frames(start)]
+    real_path = src_path if kind == "video" else (Path(args.real) if args.real else None)
+    real = None
+    if real_path is not None:   # the real frames of the last observed maps start the renderer's history
+        video = open_video(real_path)
+        last = min(renderer.cfg.n_past, len(observed))
+        if len(video) < start + len(observed):
+            raise UsageError(f"--real {real_path} has {len(video)} frames, fewer than the {start + len(observed)} "
+                             "observed maps")
+        first = start + len(observed) - last
+        real = np.stack([resize_image(f, source.size) for _, f in video.frames(first, first + last)])
+    log(f"observed {len(observed)} maps of {source.size[1]}x{source.size[0]}; predicting {args.future} frames"
+        + ("" if real is not None else " (no real frames: the renderer starts from its own)"))
+    predicted, frames = predict_future(predictor, renderer, observed, args.future, real,
+                                       predictor_size=training_frame_size(args.predictor), device=args.device,
+                                       precision=args.precision)
+    fps = args.fps or source.fps or DEFAULT_FPS
+    with VideoWriter(out, fps=fps) as writer:
+        for frame in frames:
+            writer.write(model_to_uint8(frame))
+    if args.maps_out:
+        palette = generic_label_set(max(renderer.cfg.label_nc, 2)).palette()
+        with VideoWriter(args.maps_out, fps=fps) as writer:
+            for ids in predicted:
+                writer.write(ids_to_colors(ids, palette))
+    log(f"wrote {len(predicted)} predicted frames to {out}" + (f", their label maps to {args.maps_out}" if args.maps_out else ""))
+    return 0
+
+
 def _write_stats(path: str | None, stats, source, partial: bool = False) -> None:
     if not path:
         return
@@ -269,6 +331,25 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--stats", metavar="PATH", help="write the run's timings and source report as JSON")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     gen.set_defaults(func=cmd_generate)
+
+    pred = sub.add_parser("predict", help="future video prediction: continue a video's label maps and render them")
+    pred.add_argument("--predictor", required=True, help="label-map predictor .safetensors (data.predict: true)")
+    pred.add_argument("--renderer", required=True, help="label -> video generator .safetensors")
+    pred.add_argument("--source", required=True, help="the observed video, or its label-id images")
+    pred.add_argument("--source-kind", choices=("auto", "video", "labels"), default="auto")
+    pred.add_argument("--future", type=int, required=True, metavar="N", help="frames to predict")
+    pred.add_argument("--observed", type=int, metavar="N", help="observe only the last N frames (default: all)")
+    pred.add_argument("--real", metavar="VIDEO", help="with label images: the real video they belong to (its frames "
+                                                      "of the last observed maps start the renderer)")
+    pred.add_argument("--out", required=True, help="output video of the predicted frames")
+    pred.add_argument("--maps-out", metavar="PATH", help="also write the predicted label maps (colours) here")
+    pred.add_argument("--resize", type=_resize_arg, default="off", metavar="off|model|WxH",
+                      help="as for generate: the size the renderer works at")
+    pred.add_argument("--device", default="cpu")
+    pred.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    pred.add_argument("--fps", type=float)
+    pred.add_argument("--quiet", action="store_true")
+    pred.set_defaults(func=cmd_predict)
 
     info = sub.add_parser("info", help="print a generator file's config, source recipe and parameter count")
     info.add_argument("--model", required=True)

@@ -109,6 +109,34 @@ def test_style_workflow_three_seeds_change_only_the_resampled_class(host):
         assert diff[inside].mean() > 2 * diff[~inside].mean(), (diff[inside].mean(), diff[~inside].mean())
 
 
+@pytest.mark.host_smoke
+def test_future_workflow_continues_the_held_out_labels(host):
+    """40 observed held-out maps -> FuturePredict (shipped predictor + street renderer) -> 10 predicted maps and
+    frames; the first predicted map agrees with the true next map on most pixels."""
+    from v2v.sources.labels import generic_label_set, ids_to_colors, read_id_png
+
+    prompt = load_api("vid2vid_future_street")
+    prompt["3"] = {"class_type": "SaveImage", "inputs": {"images": [GEN, 0], "filename_prefix": "v2v_future_maps"}}
+    prompt["4"] = {"class_type": "SaveImage", "inputs": {"images": [GEN, 1], "filename_prefix": "v2v_future_frames"}}
+    entry = host.run(prompt, timeout=300)
+    assert_completed(entry)
+
+    def saved(prefix):
+        files = sorted((f for f in entry.files("images") if f["filename"].startswith(prefix)), key=lambda f: f["filename"])
+        return [cv2.cvtColor(cv2.imdecode(np.frombuffer(host.view(f), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                for f in files]
+
+    maps, frames = saved("v2v_future_maps"), saved("v2v_future_frames")
+    assert len(maps) == len(frames) == 10 and frames[0].shape == (192, 256, 3)
+    assert len(entry.outputs[GEN]["images"]) == 4                      # previews on the node
+    clip = np.stack(frames).astype(np.float32)
+    assert clip.std(axis=(1, 2, 3)).min() > 2.0
+    truth = read_id_png(sorted((INPUTS / "vid2vid_street_heldout").glob("*.png"))[40])
+    palette = generic_label_set(9).palette()
+    agree = (maps[0] == ids_to_colors(truth, palette)).all(-1).mean()
+    assert agree > 0.8, agree
+
+
 # ---- temporal stability vs a per-frame run ----------------------------------------------------------
 def _reference_frames(path: Path, n: int, size: tuple[int, int]) -> list[np.ndarray]:
     from v2v.media.video_io import read_frames

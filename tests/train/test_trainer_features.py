@@ -122,3 +122,42 @@ def test_style_study_runs_on_a_trained_style_model(tmp_path):
     report = json.loads(out.read_text())
     assert report["frames"] == 6 and len(report["rows"]) == 4 and (tmp_path / "s.jpg").stat().st_size > 0
     assert all(r["warping_error"] > 0 and r["seed_distance_inside"] >= 0 for r in report["rows"])
+
+
+def test_label_prediction_trains_a_predictor_the_future_module_runs(toy, tmp_path):
+    """data.predict: label maps in and out, cross-entropy among the terms; the file says it is a predictor."""
+    import numpy as np
+
+    from v2v.future import is_predictor, predict_label_maps
+    from v2v.model.checkpoint import load_generator
+
+    cfg = base(toy, tmp_path / "pred", data={"root": str(toy), "predict": True, "flow_preset": "fast"},
+               model={"foreground": False}, loss={"vgg": 0.0, "label_ce": 10.0}, val_every=1, sample_every=1)
+    result = train(cfg)
+    assert result["finished"] and all("label_ce" in h and h["label_ce"] > 0 for h in result["history"])
+    model = load_generator(tmp_path / "pred" / "model.safetensors")
+    assert is_predictor(model) and model.cfg.output_nc == model.cfg.label_nc == 3
+    assert not (tmp_path / "pred" / "samples").exists()          # RGB strips and validation are off
+    maps = list(predict_label_maps(model, [np.zeros((32, 32), np.uint8)] * 3, 2))
+    assert len(maps) == 2 and maps[0].shape == (32, 32)
+
+
+def test_future_study_runs_on_a_trained_predictor(tmp_path):
+    """bench/future_study.py's smallest configuration: toy predictor and renderer, one held-out sequence."""
+    import subprocess
+    import sys
+
+    root = write_toy_dataset(tmp_path / "toy", n_sequences=2, n_frames=6, height=32, width=32, val_sequences=1)
+    train(base(root, tmp_path / "pred", data={"root": str(root), "predict": True, "flow_preset": "fast"},
+               model={"foreground": False}, loss={"vgg": 0.0, "label_ce": 10.0}, max_steps=1))
+    train(base(root, tmp_path / "render", max_steps=1))
+    out = tmp_path / "future.json"
+    proc = subprocess.run([sys.executable, "bench/future_study.py", "--predictor", str(tmp_path / "pred" / "model.safetensors"),
+                           "--renderer", str(tmp_path / "render" / "model.safetensors"), "--data", str(root),
+                           "--horizons", "1", "2", "--observe", "2", "--every", "2", "--out", str(out),
+                           "--strip", str(tmp_path / "f.jpg")],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["horizon"], r["method"]) for r in rows} == {(h, m) for h in (1, 2) for m in ("ours", "repeat", "flow")}
+    assert all(0 <= r["pixel_accuracy"] <= 1 and r["psnr"] > 0 for r in rows) and (tmp_path / "f.jpg").stat().st_size > 0

@@ -35,7 +35,9 @@ def test_each_variant_flips_exactly_its_switch(recipe, tmp_path):
                 "nodv": ("disc", "n_temporal_scales", 0), "realstart": (None, "generated_start", 0),
                 "maskreg_genonly": (None, "mask_loss_always", False), "nomaskreg": ("loss", "mask", 0),
                 "fgpaper": ("model", "fg_blend", "paper"),
-                "style": [("model", "style_nc", 3), ("data", "use_instance", True)]}   # E needs instance maps
+                "style": [("model", "style_nc", 3), ("data", "use_instance", True)],   # E needs instance maps
+                "predict": [("data", "predict", True), ("loss", "label_ce", 10), ("model", "foreground", False),
+                            (None, "generated_start", 0), ("data", "max_stride", 1)]}
     assert recipe.VARIANTS
     for name, (dataset, _) in recipe.VARIANTS.items():
         base = config_of(recipe.train_command(dataset, tmp_path / dataset)).to_dict()

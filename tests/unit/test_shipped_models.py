@@ -12,7 +12,7 @@ from v2v.sampler import StreamingSampler
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "vid2vid"
 SHIPPED = sorted(MODELS.glob("*.safetensors"))
-FOOTAGE = ("street", "face", "body", "street_style")
+FOOTAGE = ("street", "face", "body", "street_style", "street_predict")
 
 
 def test_the_footage_models_ship_with_their_training_records():
@@ -42,5 +42,5 @@ def test_shipped_model_streams_frames_at_its_training_size(path):
         else:
             source = torch.rand(cfg.input_nc, h, w) * 2 - 1
         frame = sampler.step(source, style=style)
-        assert frame.shape == (1, 3, h, w)
+        assert frame.shape == (1, cfg.output_nc, h, w)     # RGB, or label maps for a predictor
         assert torch.isfinite(frame).all() and frame.abs().max() <= 1

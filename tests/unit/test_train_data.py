@@ -239,3 +239,19 @@ def test_all_problems_reported_together(label_root):
     bad = label_root / "train" / "seq0" / "target" / "000002.png"
     bad.write_bytes(b"junk")
     msg = _expect(cfg_for(label_root), "2 problem(s)", "seq2", str(bad))
+
+
+def test_predict_items_pair_each_map_with_the_one_before_and_keep_the_real_flow(label_root):
+    """Future prediction: the source of frame t is the label map of t-1, the target the map of t (one-hot in
+    [-1, 1]); the flows are still the real frames' (the motion the predictor learns to continue)."""
+    with pytest.raises(DatasetError, match="without use_instance"):
+        cfg_for(label_root, predict=True)
+    cfg = cfg_for(label_root, predict=True, use_instance=False, flip=False, max_stride=1, label_nc=4)
+    plain = cfg_for(label_root, use_instance=False, flip=False, max_stride=1, label_nc=4)
+    assert cfg.target_nc == 4 and plain.target_nc == 3
+    item = ClipDataset(cfg, validate_dataset(cfg), n_frames=5)[0]
+    ref = ClipDataset(plain, validate_dataset(plain), n_frames=5)[0]
+    maps = ref["source"]                                            # one-hot maps of the same frames
+    assert torch.equal(item["target"], maps * 2 - 1)
+    assert torch.equal(item["source"][1:], maps[:-1]) and torch.equal(item["source"][0], maps[0])
+    assert torch.equal(item["flow"], ref["flow"]) and item["flow"].abs().sum() > 0

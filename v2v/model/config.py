@@ -7,7 +7,7 @@ there is no second schema that can drift.  Unknown keys are rejected.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 NORMS = ("instance", "batch", "none")
@@ -169,6 +169,7 @@ class LossWeights:
     generator_warp: float = 10.0   # warp consistency of the output (the reference weighs it with lambda_W too)
     mask: float = 1.0
     temporal_gan: float = 1.0
+    label_ce: float = 0.0          # label-map outputs (future prediction): cross-entropy against the true map
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -203,11 +203,11 @@ class Discriminators(nn.Module):
     """D_I (image, conditioned on the source frame) and D_V (temporal, conditioned on real flow) in one module, so
     a distributed trainer wraps and synchronises them as one."""
 
-    def __init__(self, source_nc: int, cfg: DiscriminatorConfig) -> None:
+    def __init__(self, source_nc: int, cfg: DiscriminatorConfig, image_nc: int = 3) -> None:
         super().__init__()
         self.cfg = cfg
-        self.image = MultiscalePatchD(source_nc + 3, cfg)
-        self.temporal = TemporalD(cfg) if cfg.n_temporal_scales > 0 else None
+        self.image = MultiscalePatchD(source_nc + image_nc, cfg)
+        self.temporal = TemporalD(cfg, image_nc) if cfg.n_temporal_scales > 0 else None
 
     def temporal_scales(self, n_frames: int) -> list[int]:
         """The temporal scales a clip of ``n_frames`` frames is long enough for."""
@@ -217,7 +217,7 @@ class Discriminators(nn.Module):
 
     def forward(self, source: torch.Tensor, frames: list[torch.Tensor],
                 windows: Windows | None = None) -> tuple[list[MultiFeatures], dict[int, list[MultiFeatures]]]:
-        """D_I's features of every frame in ``frames`` ([B, 3, H, W] each, conditioned on ``source``) and D_V's of
+        """D_I's features of every frame in ``frames`` ([B, image_nc, H, W] each, conditioned on ``source``) and D_V's of
         every window of each temporal scale in ``windows`` (all conditioned on the scale's one flow window, the
         real clip's).  Each list is judged in one batched pass; the features come back in the order given."""
         image = _split(self.image(torch.cat([torch.cat([source, x], 1) for x in frames], 0)), len(frames))

@@ -7,7 +7,7 @@ weights).  Discriminator outputs are the nested lists of ``v2v.model.discriminat
 
 Stable term names (keys of ``TERM_WEIGHTS``):
 ``gan``, ``feature_matching``, ``vgg``, ``flow_epe``, ``flow_warp``, ``generator_warp``,
-``mask``, ``temporal_gan``, ``temporal_feature_matching``.
+``mask``, ``temporal_gan``, ``temporal_feature_matching``, ``label_ce``.
 """
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ TERM_WEIGHTS: dict[str, str] = {
     "mask": "mask",
     "temporal_gan": "temporal_gan",
     "temporal_feature_matching": "feature_matching",
+    "label_ce": "label_ce",
 }
+
+LABEL_TEMPERATURE = 0.2   # a label-map output in [-1, 1] read as logits / this: +1 against -1 elsewhere is p > 0.99
 
 
 def _predictions(preds: DOutput) -> list[torch.Tensor]:
@@ -177,6 +180,17 @@ def generator_warp_loss(
     with torch.no_grad():
         target = warp(fake_prev.detach(), gt_flow)
     return _masked_l1(fake, target, confidence)
+
+
+def label_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of a label-map output ``[B, K, H, W]`` in [-1, 1] (read as logits / LABEL_TEMPERATURE)
+    against the true map given one-hot in [-1, 1] (``2 * one_hot - 1``); pixels of no class (all -1) are left
+    out."""
+    labelled = target.max(1).values > 0
+    if not bool(labelled.any()):
+        return output.sum() * 0.0
+    ce = F.cross_entropy(output.float() / LABEL_TEMPERATURE, target.argmax(1), reduction="none")
+    return ce[labelled].mean()
 
 
 def weighted_sum(terms: Mapping[str, torch.Tensor], weights: LossWeights | Mapping[str, float]) -> torch.Tensor:
