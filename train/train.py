@@ -352,7 +352,7 @@ def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: 
             fake, cond = out.frame, src[:, t]                # D_I is conditioned on the source frame
 
             # D_V judges the newest K-frame window of every temporal scale the clip is long enough for, real and
-            # generated alike conditioned on the real clip's flows (flows_d[:, i] maps frame i onto i+1)
+            # generated alike conditioned on the real clip's flows (flow[:, i + 1] maps frame i onto i+1)
             real_windows = {s: D_raw.temporal.windows(real[:, :t + 1], flow[:, 1:t + 1], s)
                             for s in D_raw.temporal_scales(t + 1)}
             fake_clip = torch.stack([h.detach() for h in history] + [fake], 1)

@@ -327,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     gen.add_argument("--max-frames", type=int, metavar="N")
     gen.add_argument("--fps", type=float, help="output frame rate (default: the source's, else 25)")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0,
+                     help="draws every object's style from a style model's mixtures (other models ignore it)")
     gen.add_argument("--stats", metavar="PATH", help="write the run's timings and source report as JSON")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     gen.set_defaults(func=cmd_generate)

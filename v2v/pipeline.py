@@ -400,8 +400,9 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
     """Stream ``source`` (already :func:`prepare_source`'d, or made for this model) through ``model``: yields one
     :class:`Generated` per source frame of ``start .. start + max_frames - 1``.
 
-    ``first_frame``: real frame(s) as an IMAGE ``[k, H, W, 3]`` (the first shot starts from them).  ``shots``:
-    where history restarts (None: never).  ``progress(done, total)`` runs after each frame and may raise to
+    ``first_frame``: real frame(s) as an IMAGE ``[k, H, W, 3]`` (the first shot starts from them).  ``style``: see
+    ``_style_getter``; ``seed`` draws the styles of a style model given none.  ``shots``: where history restarts
+    (None: never).  ``progress(done, total)`` runs after each frame and may raise to
     stop (ComfyUI's interrupt).  ``stats`` collects the timings."""
     cfg = model.cfg
     frames = frame_range(source, start, max_frames)
