@@ -3,6 +3,7 @@ and of its warped previous output alone, and the mean soft mask (1 = hallucinate
 every frame generated (as bench/evaluate.py's default mode).
 
     python bench/branch_psnr.py --task street --models out/cpu_study/models/street.safetensors [...]
+        [--data DATASET_ROOT]      # default .cache/datasets/<task>
 
 If the hallucinated branch alone beats the blend, the mask leans too much on warping.
 """
@@ -57,12 +58,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="street")
     ap.add_argument("--models", nargs="+", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=None, help="dataset root (default .cache/datasets/<task>)")
     ap.add_argument("--out", type=Path, default=None, help="JSON output (default: print only)")
     a = ap.parse_args(argv)
     rows = {}
     for path in a.models:
         size = ev.training_load_size(path)
-        seq = ev.load_heldout(ev.DATASETS / a.task, "val", None, size=size)[0]
+        seq = ev.load_heldout(a.data or ev.DATASETS / a.task, "val", None, size=size)[0]
         model = load_generator(path).eval()
         if not model.cfg.use_flow:
             raise SystemExit(f"{path}: a per-frame model (use_flow=false) has no warped branch")

@@ -161,3 +161,20 @@ def test_future_study_runs_on_a_trained_predictor(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert {(r["horizon"], r["method"]) for r in rows} == {(h, m) for h in (1, 2) for m in ("ours", "repeat", "flow")}
     assert all(0 <= r["pixel_accuracy"] <= 1 and r["psnr"] > 0 for r in rows) and (tmp_path / "f.jpg").stat().st_size > 0
+
+
+def test_branch_psnr_runs_on_a_trained_model(tmp_path):
+    """bench/branch_psnr.py's smallest configuration: a 1-step toy model, one held-out sequence."""
+    import subprocess
+    import sys
+
+    root = write_toy_dataset(tmp_path / "toy", n_sequences=2, n_frames=6, height=32, width=32, val_sequences=1)
+    train(base(root, tmp_path / "m", max_steps=1))
+    out = tmp_path / "branches.json"
+    proc = subprocess.run([sys.executable, "bench/branch_psnr.py", "--models", str(tmp_path / "m" / "model.safetensors"),
+                           "--data", str(root), "--out", str(out)],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads(out.read_text())["models"]["model"]
+    assert row["frames"] == 6 and {"output", "hallucinated", "warped", "mask_mean"} <= set(row)
+    assert 0 <= row["mask_mean"] <= 1 and row["output"] > 0
