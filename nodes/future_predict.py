@@ -6,8 +6,9 @@ import time
 import numpy as np
 import torch
 
-from v2v.future import is_predictor, predict_future
+from v2v.future import check_pair, predict_future
 from v2v.media.resize import resize_image
+from v2v.media.tensors import image_to_uint8, model_to_image
 from v2v.model.checkpoint import training_frame_size
 from v2v.pipeline import GenerateError, prepare_source
 from v2v.sampler import PRECISIONS
@@ -23,8 +24,7 @@ def _real_frames(images: torch.Tensor, first: int, count: int, size: tuple[int, 
     if images.shape[0] < first + count:
         raise GenerateError(f"observed_frames has {images.shape[0]} frames but the source has {first + count}: "
                             "connect the frames of the video the source was made from")
-    picked = (images[first:first + count, ..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return np.stack([resize_image(f, size) for f in picked])
+    return np.stack([resize_image(f, size) for f in image_to_uint8(images[first:first + count])])
 
 
 def run_predict(source, predictor_name="", renderer_name="", n_future=10, observed=0, device="auto",
@@ -36,12 +36,7 @@ def run_predict(source, predictor_name="", renderer_name="", n_future=10, observ
     predictor_file = models.resolve_model(predictor_name, predictor_path)
     renderer_file = models.resolve_model(renderer_name, renderer_path)
     predictor, renderer = models.load_model(predictor_file, dev), models.load_model(renderer_file, dev)
-    if not is_predictor(predictor):
-        raise GenerateError(f"{predictor_file.name} is not a label-map predictor: choose a model trained with "
-                            "data.predict: true (e.g. street_predict.safetensors) as the predictor")
-    if predictor.cfg.label_nc != renderer.cfg.label_nc:
-        raise GenerateError(f"the predictor makes {predictor.cfg.label_nc}-class maps but {renderer_file.name} takes "
-                            f"{renderer.cfg.label_nc} classes: pair models trained on the same label maps")
+    check_pair(predictor, renderer, predictor_file.name, renderer_file.name)
     source = prepare_source(renderer, source, model_name=renderer_file.name)
     if source.kind != "label":
         raise GenerateError(f"FuturePredict observes label maps (LabelVideoLoader), got a {source.kind} source")
@@ -54,7 +49,7 @@ def run_predict(source, predictor_name="", renderer_name="", n_future=10, observ
     predicted, frames = predict_future(predictor, renderer, maps, n_future, real,
                                        predictor_size=training_frame_size(predictor.file_metadata), device=dev,
                                        precision=precision)
-    images = torch.stack([((f.float().cpu() + 1) / 2).clamp(0, 1).permute(1, 2, 0) for f in frames])
+    images = model_to_image(torch.stack([f.cpu() for f in frames]))
     palette = generic_label_set(max(renderer.cfg.label_nc, 2)).palette()
     previews = torch.from_numpy(np.stack([ids_to_colors(m, palette) for m in predicted])).float() / 255
     return previews.to(output_device()), images.to(output_device())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from v2v.media.tensors import model_to_image
 from v2v.model.checkpoint import read_config, read_metadata
 from v2v.model.style import StylePlan, read_style_mixtures
 from v2v.pipeline import prepare_source
@@ -49,7 +50,7 @@ def sample_style(source, model_name="", seed=0, resample_classes="all", model_pa
     first = next(iter(source.frames(0, 1)))
     style = plan.frame(first.ids, first.instance)[:3]
     style = torch.cat([style, style[-1:].expand(3 - len(style), -1, -1)]) if len(style) < 3 else style
-    preview = ((style.permute(1, 2, 0) + 1) / 2).clamp(0, 1).unsqueeze(0)
+    preview = model_to_image(style)
     return plan, preview
 
 

@@ -205,7 +205,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Future video prediction (v2v.future): the observed frames' label maps (made from a raw video by the
     renderer's recipe, or given as label-id images), continued by the predictor and rendered by the renderer,
     starting from the last observed real frames."""
-    from .future import is_predictor, predict_future
+    from .future import check_pair, predict_future
     from .media.resize import resize_image
     from .media.tensors import model_to_uint8
     from .media.video_io import VideoWriter, open_video
@@ -220,11 +220,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--source {src_path}: no such file or folder")
     _check_output(out, src_path)
     predictor, renderer = load_generator(args.predictor, device=args.device), load_generator(args.renderer, device=args.device)
-    if not is_predictor(predictor):
-        raise UsageError(f"--predictor {args.predictor} is not a label-map predictor (train one with data.predict: true)")
-    if predictor.cfg.label_nc != renderer.cfg.label_nc:
-        raise UsageError(f"the predictor makes {predictor.cfg.label_nc}-class maps but the renderer takes "
-                         f"{renderer.cfg.label_nc} classes: pair models trained on the same label maps")
+    check_pair(predictor, renderer, f"--predictor {args.predictor}", f"--renderer {args.renderer}")
     recipe = model_recipe(renderer)
     kind = source_kind(src_path, renderer, recipe) if args.source_kind == "auto" else args.source_kind
     if kind not in ("video", "labels"):

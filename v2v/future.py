@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .media.resize import resize_ids
+from .media.tensors import uint8_to_image
 from .pipeline import GenerateError, generate, prepare_source
 from .sampler import StreamingSampler
 from .sources.labels import label_video
@@ -31,6 +32,18 @@ def is_predictor(model: torch.nn.Module) -> bool:
         return bool(json.loads(metadata.get("v2v.train") or "{}").get("predict"))
     cfg = model.cfg
     return bool(cfg.label_nc) and cfg.input_nc == cfg.label_nc and cfg.output_nc == cfg.label_nc
+
+
+def check_pair(predictor: torch.nn.Module, renderer: torch.nn.Module, predictor_name: str = "the predictor",
+               renderer_name: str = "the renderer") -> None:
+    """Refuse, naming the files, a predictor that is not one or a renderer that takes other label maps (before any
+    source is extracted)."""
+    if not is_predictor(predictor):
+        raise GenerateError(f"{predictor_name} is not a label-map predictor: choose a model trained with "
+                            "data.predict: true (e.g. street_predict.safetensors) as the predictor")
+    if predictor.cfg.label_nc != renderer.cfg.label_nc:
+        raise GenerateError(f"the predictor makes {predictor.cfg.label_nc}-class maps but {renderer_name} takes "
+                            f"{renderer.cfg.label_nc} classes: pair models trained on the same label maps")
 
 
 def one_hot_map(ids: np.ndarray, label_nc: int) -> torch.Tensor:
@@ -79,9 +92,7 @@ def render_future(renderer: torch.nn.Module, observed: Sequence[np.ndarray], pre
     ids = np.stack([*observed[len(observed) - k:], *predicted]).astype(np.int64)
     boundary = "labels" if cfg.input_nc == cfg.label_nc + 1 else None
     source = prepare_source(renderer, label_video(ids, label_nc=cfg.label_nc, instances=boundary))
-    first = None
-    if k:
-        first = torch.from_numpy(np.asarray(first_frames[-k:], np.float32) / 255.0)
+    first = uint8_to_image(np.asarray(first_frames[-k:])) if k else None
     for g in generate(renderer, source, first_frame=first, device=device, precision=precision, shots=None):
         if g.index >= k:
             yield g.frame
