@@ -40,7 +40,7 @@ from v2v.media.resize import resize_ids  # noqa: E402
 from v2v.media.tensors import model_to_uint8, uint8_to_model  # noqa: E402
 from v2v.media.video_io import frame_grid, write_image  # noqa: E402
 from v2v.model.checkpoint import load_generator, training_frame_size  # noqa: E402
-from v2v.sources.labels import generic_label_set, ids_to_colors  # noqa: E402
+from v2v.sources.labels import label_colors  # noqa: E402
 
 METHODS = ("ours", "repeat", "flow", "repeat at the predictor's size")
 
@@ -121,9 +121,8 @@ def main(argv=None) -> int:
                 strip_rows = strip_rows or {"real": real[n:n + steps]}
                 strip_rows[method] = pf
                 if method == "ours":
-                    palette = generic_label_set(max(k, 2)).palette()
-                    strip_rows["true maps"] = [ids_to_colors(m, palette) for m in maps[n:n + steps]]
-                    strip_rows["our maps"] = [ids_to_colors(m, palette) for m in pm]
+                    strip_rows["true maps"] = [label_colors(m, k) for m in maps[n:n + steps]]
+                    strip_rows["our maps"] = [label_colors(m, k) for m in pm]
     rows = []
     for h in a.horizons:
         for method in methods:

@@ -40,7 +40,7 @@ from v2v.media.video_io import frame_grid, write_image  # noqa: E402
 from v2v.model.checkpoint import load_generator, read_metadata  # noqa: E402
 from v2v.model.style import StylePlan, read_style_mixtures  # noqa: E402
 from v2v.pipeline import generate  # noqa: E402
-from v2v.sources.labels import ids_to_colors, generic_label_set, label_video  # noqa: E402
+from v2v.sources.labels import label_colors, label_video  # noqa: E402
 
 
 def label_ids(data) -> np.ndarray:
@@ -122,8 +122,7 @@ def main(argv=None) -> int:
         print(f"| {r['run']} | {r['resampled']} | {r['seed_distance_inside']} | {r['seed_distance_outside']} | "
               f"{r['warping_error']} ({r['warping_error_vs_mean_style']}x) |")
     if a.strip:
-        palette = generic_label_set(max(cfg.label_nc, 2)).palette()
-        labels = [ids_to_colors(i, palette) for i in ids]
+        labels = [label_colors(i, cfg.label_nc) for i in ids]
         seeds = [outputs[f"classes seed {s}"] for s in a.seeds]
         write_image(a.strip, frame_grid([labels, outputs["mean"], *seeds], 4))
         print(f"strip: {a.strip}")

@@ -8,11 +8,11 @@ import torch
 
 from v2v.future import check_pair, predict_future
 from v2v.media.resize import resize_image
-from v2v.media.tensors import image_to_uint8, model_to_image
+from v2v.media.tensors import image_to_uint8, model_to_image, uint8_to_image
 from v2v.model.checkpoint import training_frame_size
 from v2v.pipeline import GenerateError, prepare_source
 from v2v.sampler import PRECISIONS
-from v2v.sources.labels import generic_label_set, ids_to_colors
+from v2v.sources.labels import label_colors
 
 from . import models
 from ._comfy import SOURCE_TYPE
@@ -50,8 +50,7 @@ def run_predict(source, predictor_name="", renderer_name="", n_future=10, observ
                                        predictor_size=training_frame_size(predictor.file_metadata), device=dev,
                                        precision=precision)
     images = model_to_image(torch.stack([f.cpu() for f in frames]))
-    palette = generic_label_set(max(renderer.cfg.label_nc, 2)).palette()
-    previews = torch.from_numpy(np.stack([ids_to_colors(m, palette) for m in predicted])).float() / 255
+    previews = uint8_to_image(np.stack([label_colors(m, renderer.cfg.label_nc) for m in predicted]))
     return previews.to(output_device()), images.to(output_device())
 
 

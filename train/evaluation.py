@@ -20,11 +20,10 @@ if TYPE_CHECKING:
 def source_preview(source: torch.Tensor, dcfg: DataConfig) -> torch.Tensor:
     """[B, C, H, W] source -> [B, 3, H, W] in [-1, 1] for sample strips."""
     if dcfg.source_kind == "labels":
-        from v2v.sources.labels import generic_label_set, ids_to_colors
+        from v2v.sources.labels import label_colors
 
         ids = source[:, : dcfg.label_nc].argmax(1).cpu().numpy()
-        pal = generic_label_set(max(dcfg.label_nc, 2)).palette()
-        rgb = np.stack([ids_to_colors(i, pal) for i in ids])
+        rgb = np.stack([label_colors(i, dcfg.label_nc) for i in ids])
         return uint8_to_model(rgb).to(source.device)
     if source.shape[1] == 3:
         return source.clamp(-1, 1)

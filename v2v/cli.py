@@ -210,7 +210,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .media.tensors import model_to_uint8
     from .media.video_io import VideoWriter, open_video
     from .pipeline import model_recipe, prepare_source
-    from .sources.labels import generic_label_set, ids_to_colors
+    from .sources.labels import label_colors
 
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     if args.future < 1:
@@ -249,10 +249,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for frame in frames:
             writer.write(model_to_uint8(frame))
     if args.maps_out:
-        palette = generic_label_set(max(renderer.cfg.label_nc, 2)).palette()
         with VideoWriter(args.maps_out, fps=fps) as writer:
             for ids in predicted:
-                writer.write(ids_to_colors(ids, palette))
+                writer.write(label_colors(ids, renderer.cfg.label_nc))
     log(f"wrote {len(predicted)} predicted frames to {out}" + (f", their label maps to {args.maps_out}" if args.maps_out else ""))
     return 0
 

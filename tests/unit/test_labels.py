@@ -284,3 +284,12 @@ def test_label_video_loader_node(tmp_path, monkeypatch):
     assert np.array_equal(np.stack([f.ids for f in source.frames()]), ids % 5)
     with pytest.raises(ValueError, match="needs an IMAGE or VIDEO input or a path"):
         LabelVideoLoader().load("ids", 5, False)
+
+
+def test_label_colors_is_the_generic_palette_of_the_label_count():
+    from v2v.sources.labels import generic_label_set, ids_to_colors, label_colors
+
+    ids = np.array([[0, 1], [2, 8]])
+    assert np.array_equal(label_colors(ids, 9), ids_to_colors(ids, generic_label_set(9).palette()))
+    assert label_colors(ids, 9).dtype == np.uint8 and label_colors(ids, 9).shape == (2, 2, 3)
+    assert np.array_equal(label_colors(np.zeros((2, 2), np.int64), 1), ids_to_colors(np.zeros((2, 2), np.int64), generic_label_set(2).palette()))

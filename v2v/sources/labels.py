@@ -200,6 +200,12 @@ def ids_to_colors(ids: np.ndarray, palette: np.ndarray | Sequence) -> np.ndarray
     return lut[np.clip(ids, 0, len(lut) - 1)]
 
 
+def label_colors(ids: np.ndarray, label_nc: int) -> np.ndarray:
+    """An id map in the generic palette of ``label_nc`` classes (uint8 RGB ``[H, W, 3]``): previews of predicted
+    maps, sample strips."""
+    return ids_to_colors(ids, generic_label_set(max(label_nc, 2)).palette())
+
+
 def instance_boundary(instance):
     """True where the instance id differs from any 4-neighbour (both sides of an edge).
 
