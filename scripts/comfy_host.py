@@ -27,7 +27,8 @@ which its frontend manager imports), and this pack's ``[project.dependencies]`` 
 pyproject.toml shows up as an import failure in the host.  No torchaudio exists for torch 2.14.1
 here, so 0.3.75's own audio nodes fail to import (its log says so; that is the host's, not ours).
 ``$V2V_COMFY_PYTHON`` names an existing interpreter to use instead (it must already have all of
-that); ``$V2V_COMFY_TORCH`` overrides the torch pins.
+that); ``$V2V_COMFY_TORCH`` overrides the torch pins.  The second host's venv hard-links the torch
+family (torch, torchvision, triton, the CUDA wheels: ~5.5 GB) from the first instead of copying it.
 
 Building is idempotent and guarded by a file lock; a finished step leaves a stamp and is skipped
 next time.  Use from Python (the test fixture does)::
@@ -257,12 +258,76 @@ def _ensure_python(home: Path, spec: HostVersion, comfy_dir: Path) -> Path:
         _log(f"creating the host venv {env_dir}")
         venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     t0 = time.monotonic()
+    _share_torch(home, env_dir, reqs)
     # One resolver run, so the torch pins hold against everything else (no silent upgrade).
     _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *reqs])
     _run([str(python), "-c", spec.check])
     stamp.write_text(want + "\n")
     _log(f"host venv ready in {time.monotonic() - t0:.0f} s")
     return python
+
+
+def _site_packages(env_dir: Path) -> Path:
+    found = sorted(env_dir.glob("lib/python3*/site-packages"))
+    if not found:
+        raise HostError(f"{env_dir} has no lib/python3*/site-packages")
+    return found[0]
+
+
+def _is_torch_family(dist_info: Path) -> bool:
+    """torch, torchvision and the CUDA runtime wheels they pull in: about 5.5 GB per venv."""
+    name = dist_info.name.split("-", 1)[0].lower().replace("-", "_")
+    return name in {"torch", "torchvision", "triton"} or name.startswith(("nvidia_", "cuda_"))
+
+
+def _dist_version(site: Path, name: str) -> str | None:
+    found = sorted(site.glob(f"{name}-*.dist-info"))
+    return found[0].name[len(name) + 1:-len(".dist-info")] if found else None
+
+
+def _share_torch(home: Path, env_dir: Path, reqs: list[str]) -> None:
+    """Hard-link the pinned torch family from another host's venv into this one, so the two hosts
+    share ~5.5 GB of files instead of holding two copies (a CI machine's disk ran out on the second
+    copy).  pip then finds the pins satisfied and installs only the rest.  Hard links are safe to
+    share: pip and Python replace files (unlink, then write), they never write into one in place.
+    Nothing happens when no sibling venv has the same versions or the disk refuses hard links."""
+    pins = dict(r.split("==", 1) for r in reqs if r.split("==", 1)[0] in ("torch", "torchvision"))
+    if len(pins) != 2:
+        return
+    target = _site_packages(env_dir)
+    if any(_is_torch_family(d) for d in target.glob("*.dist-info")):
+        return       # already there (or another version, which pip replaces as usual)
+    for donor_env in sorted(home.glob("*/venv")):
+        if donor_env.resolve() == env_dir.resolve() or not (donor_env / ".v2v-stamp").exists():
+            continue
+        donor = _site_packages(donor_env)
+        if not all(_dist_version(donor, n) == v for n, v in pins.items()):
+            continue
+        linked: list[Path] = []
+        try:
+            for dist_info in sorted(donor.glob("*.dist-info")):
+                if not _is_torch_family(dist_info):
+                    continue
+                for row in (dist_info / "RECORD").read_text().splitlines():
+                    rel = row.rsplit(",", 2)[0]
+                    if not rel or rel.startswith(".."):      # console scripts: pip remakes what it needs
+                        continue
+                    src, dst = donor / rel, target / rel
+                    if not src.is_file() or dst.exists():
+                        continue
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(src, dst)
+                    linked.append(dst)
+        except OSError as exc:        # another file system, or no hard links: pip installs a copy
+            for path in linked:
+                path.unlink(missing_ok=True)
+            for dist_info in target.glob("*.dist-info"):
+                if _is_torch_family(dist_info):
+                    shutil.rmtree(dist_info, ignore_errors=True)
+            _log(f"could not hard-link torch from {donor_env} ({exc}); pip installs its own copy")
+            return
+        _log(f"hard-linked {len(linked)} torch files from {donor_env} (shared, no second copy)")
+        return
 
 
 def newest_frontend(home: Path | None = None, requirement: str = "comfyui-frontend-package") -> tuple[str, Path]:

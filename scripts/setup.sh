@@ -9,10 +9,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 T0=$(date +%s)
-step() { echo "== setup [$(( $(date +%s) - T0 )) s] $*"; }
+step() { echo "== setup [$(( $(date +%s) - T0 )) s] $* (disk free: $(df -h --output=avail . | tail -1 | tr -d ' '))"; }
 # This machine's pip config names local indexes that lack most projects; pip warns once per project.
 quiet_pip() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
+# No pip cache: everything is installed once, and the disk of a CI machine can be small (about 10 GB
+# in all: .venv 1.8, .venv-mediapipe 1.0, the hosts 7 -- they share one torch through hard links).
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 
 [ "${V2V_SETUP_FRESH:-}" = 1 ] && rm -rf .venv
 if [ ! -x .venv/bin/python ]; then
