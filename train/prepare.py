@@ -319,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=parse_crop, default=None, metavar="X,Y,W,H",
                    help="keep this window of every frame (video pixels), before --max-side: e.g. the part of "
                         "a wide shot where people walk, so they are large in the training frames")
+    p.add_argument("--frame-face", action="store_true",
+                   help="sketch: crop every frame to a window around the video's face, framed as the shipped face "
+                        "models were trained (v2v.sources.sketch.face_window); with --max-side 176 that is 176x144")
     p.add_argument("--target-format", default="png", choices=("png", "jpg"),
                    help="how target frames are stored (jpg: quality 95, ~8x smaller)")
     p.add_argument("--val-fraction", type=float, default=0.0,
@@ -329,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-nc", type=int, default=None, help="labels: number of label ids")
     a = p.parse_args(argv)
     try:
+        if a.frame_face:
+            if a.crop:
+                raise PrepareError("--frame-face chooses the crop itself: give --crop or --frame-face, not both")
+            from v2v.sources.sketch import face_window
+
+            a.crop = face_window(a.video)
+            print(f"{a.video}: framing the face with --crop {','.join(map(str, a.crop))}")
         prepare(a.task, a.video, a.out, split=a.split, sequence=a.sequence, max_frames=a.max_frames,
                 max_side=a.max_side, stride=a.stride, start=a.start, val_fraction=a.val_fraction, crop=a.crop,
                 target_format=a.target_format, sketch_mode=a.sketch_mode, keypoints=a.keypoints,

@@ -1,5 +1,6 @@
 """scripts/footage_models.py: every variant's command trains what its name says (later --set values win)."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,27 @@ def test_budget_and_extra_sets_come_last(recipe, tmp_path):
     cfg = config_of(cmd)
     assert cfg.max_steps == 300 and cfg.decay_start == 300 and cfg.double_every == 150
     assert cfg.data["load_size"] == [96, 128] and cmd[-2:] == ["--out", str(tmp_path / "s")]
+
+
+def test_general_datasets_hold_out_whole_clips_of_other_people(recipe, tmp_path):
+    """Held-out clips are never trained on, every clip is a fetchable item with a licence, and the model
+    trains with its task's recipe on its own dataset."""
+    spec = importlib.util.spec_from_file_location("fetch_sample_data", REPO / "scripts" / "fetch_sample_data.py")
+    fetcher = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fetch_sample_data", fetcher)     # dataclasses look their module up by name
+    spec.loader.exec_module(sys.modules["fetch_sample_data"])
+    fetcher = sys.modules["fetch_sample_data"]
+    for name, general in recipe.GENERAL.items():
+        train = {item for item, _ in general["train"]}
+        val = {item for item, _ in general["val"]}
+        assert train and val and not train & val
+        for item in train | val:
+            assert item in fetcher.ITEMS or item in fetcher.FOOTAGE_ITEMS, item
+            if item in fetcher.FOOTAGE:
+                package = fetcher.PACKAGES[fetcher.FOOTAGE[item][1]]
+                assert "==" in package.spec or "@" in package.spec      # pinned
+                assert package.license_member and package.note
+        cfg = config_of(recipe.train_command(name, tmp_path / name))
+        assert cfg.data["root"] == f".cache/datasets/{name}" and cfg.preset == "small"
+    assert fetcher.expand(["faces", "face_franck"]) == fetcher.GROUPS["faces"]
+    assert set(fetcher.GROUPS["footage"]) == set(fetcher.FOOTAGE)

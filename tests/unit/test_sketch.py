@@ -326,3 +326,19 @@ def test_sketch_extract_node_face_mode(predictor, carphone_rgb):
     assert (source.input_nc, len(source), source.kind) == (10, 3, "sketch")
     assert preview.shape == (3, 144, 176, 3) and torch.equal(preview, source.preview())
     assert source.recipe.extractor == "face_sketch" and source.recipe.params["distance_transform"] is True
+
+
+def test_face_window_frames_a_face_like_the_shipped_models(carphone_rgb):
+    pytest.importorskip("dlib", reason="dlib is not installed (pip install dlib-bin)")
+    # carphone (176x144) is the framing itself: the window is the whole frame
+    x, y, w, h = sketch.face_window(carphone_rgb)
+    assert (w, h) == (176, 144) and (x, y) == (0, 0)
+    # the same face in a larger frame, off centre: a window around it, the face box 36 % of its height
+    canvas = np.zeros((24, 432, 528, 3), np.uint8)
+    canvas[:, 200:344, 300:476] = carphone_rgb
+    x, y, w, h = sketch.face_window(canvas)
+    assert abs(w / h - 176 / 144) < 0.02
+    assert 300 - 20 <= x <= 300 + 20 and 200 - 20 <= y <= 200 + 20 and 130 <= h <= 160
+    assert x + w <= 528 and y + h <= 432
+    with pytest.raises(ValueError, match="no face found"):
+        sketch.face_window(np.zeros((6, 120, 160, 3), np.uint8))

@@ -117,6 +117,39 @@ class DlibLandmarks:
         return np.stack(out) if out else np.zeros((0, 68, 2), np.float32), status
 
 
+# How the shipped face models frame a face: carphone's framing, where dlib's face box is 36 % of the 176x144
+# frame's height.  A window that frames another video the same way makes the model's input look like its training.
+FACE_FRAMING = {"aspect": 176 / 144, "face_height": 0.36}
+
+
+def face_window(video, *, aspect: float = FACE_FRAMING["aspect"], face_height: float = FACE_FRAMING["face_height"],
+                samples: int = 12, upsample: int = 1) -> tuple[int, int, int, int]:
+    """A fixed crop window ``(x, y, w, h)`` (video pixels) that frames the video's face: ``w / h`` is ``aspect``,
+    the median face box (dlib's detector on ``samples`` frames spread over the video) is ``face_height`` of the
+    window's height and at its centre.  A window larger than the frame shrinks to fit it (the face is then
+    framed closer) and one that sticks out is moved inside.  Raises ``ValueError`` when no sampled frame shows a
+    face."""
+    video = video_input(video)
+    detector = extras.require_dlib().get_frontal_face_detector()
+    picks = {int(i) for i in np.linspace(0, len(video) - 1, min(samples, len(video)))}
+    boxes = []
+    for _, rgb in video.frames(only=picks):
+        found = detector(np.ascontiguousarray(rgb), upsample)
+        if len(found):
+            box = max(found, key=lambda r: r.area())
+            boxes.append((box.left() + box.width() / 2, box.top() + box.height() / 2, box.height()))
+    if not boxes:
+        raise ValueError(f"no face found in {len(picks)} frames of {video.describe()}: a face video is needed")
+    cx, cy, box_h = np.median(np.array(boxes), axis=0)
+    h = box_h / face_height
+    w = h * aspect
+    fit = min(1.0, video.width / w, video.height / h)
+    w, h = min(video.width, round(w * fit)), min(video.height, round(h * fit))
+    x = int(round(np.clip(cx - w / 2, 0, video.width - w)))
+    y = int(round(np.clip(cy - h / 2, 0, video.height - h)))
+    return x, y, int(w), int(h)
+
+
 def face_region_mask(landmarks: np.ndarray, shape: tuple[int, int], *, forehead: float = 0.35,
                      dilate: int = 3) -> np.ndarray:
     """uint8 mask (255 inside) of the face: hull of the jaw line and the brows raised by
