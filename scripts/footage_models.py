@@ -64,8 +64,21 @@ GENERAL: dict[str, dict] = {
                         ("face_cap13", ["--stride", "2"]), ("face_jwpintro", []), ("face_testmovie", []),
                         ("carphone", [])],
               "val": [("face_wolfganglanger", ["--stride", "2"]), ("face_single", [])],
+              # starts from the single-clip face model (767 GPU steps on carphone), which knows the sketch
               "trainer": ["--config", "train/configs/sketch_face.yaml", "--set", "data.load_size=[144,176]",
-                          "--set", "data.crop_size=[144,176]"]},
+                          "--set", "data.crop_size=[144,176]",
+                          "--set", "init_from=models/vid2vid/face_carphone.safetensors"]},
+    # forward dashcam drives (four roads) and a campus street train, two other drives are held out; one set of
+    # pseudo-label centres fitted over every training clip ("fit_on"), no person class (a moving camera: every
+    # pixel moves); 256x144.  Starts from the single-clip street model (its rendering, not its ids' meaning).
+    "streets": {"args": ["--task", "labels", "--max-side", "256", "--person", "none"],
+                "fit_on": True,
+                "train": [("street_project_video02", ["--stride", "2"]), ("street_project_video03", ["--stride", "4"]),
+                          ("street_challenge01", ["--stride", "2"]), ("street_challenge03", ["--stride", "4"]),
+                          ("street_sports2d", [])],
+                "val": [("street_challenge02", ["--stride", "2"]), ("street_project_video01", ["--stride", "2"])],
+                "trainer": [*TASKS["street"][1], "--set", "data.load_size=[144,256]", "--set", "data.crop_size=[144,256]",
+                            "--set", "init_from=models/vid2vid/street_vtest.safetensors"]},
 }
 # The paper's Table 2 comparisons as config switches of the same trainer (same data, same budget):
 # variant -> (dataset / task it belongs to, extra overrides)
@@ -112,12 +125,14 @@ def clip_path(item: str) -> Path:
 def prepare_general(name: str) -> None:
     """One dataset from many clips: each clip is one sequence, in train/ or (held out whole) in val/."""
     spec, out = GENERAL[name], DATASETS / name
+    # pseudo-label centres over every training clip (prepare uses them for the first video, the dataset's after)
+    fit_on = ["--fit-on", *(str(clip_path(item)) for item, _ in spec["train"])] if spec.get("fit_on") else []
     for split in ("train", "val"):
         for item, extra in spec[split]:
             if (out / split / item).is_dir():
                 continue                      # prepared by an earlier (perhaps interrupted) run
-            subprocess.run([sys.executable, "train/prepare.py", *spec["args"], "--video", str(clip_path(item)),
-                            "--split", split, "--sequence", item, *extra, "--out", str(out),
+            subprocess.run([sys.executable, "train/prepare.py", *spec["args"], *fit_on, "--video",
+                            str(clip_path(item)), "--split", split, "--sequence", item, *extra, "--out", str(out),
                             "--target-format", "jpg"], cwd=ROOT, check=True)
 
 

@@ -74,9 +74,12 @@ def _optional_module(name: str):
 
 
 def extract_source(task: str, video, *, sketch_mode: str = "auto", keypoints: str | None = None,
-                   labels: str | None = None, label_nc: int | None = None, recipe=None, log=print):
+                   labels: str | None = None, label_nc: int | None = None, recipe=None, fit_on=(),
+                   person: str | None = None, log=print):
     """The lazy v2v SourceVideo of ``task`` for a decoded ``video`` (v2v.media.video_io.Video).  ``recipe``: the
-    dataset's recorded one (a second pseudo-labelled video reuses its centres)."""
+    dataset's recorded one (a second pseudo-labelled video reuses its centres).  Pseudo-labels: ``fit_on`` (videos)
+    fits the k-means centres over all of them instead of this video alone; ``person`` picks the person masks
+    (:class:`v2v.sources.pseudo_labels.PersonMasks`: ``none`` for a moving camera, where everything moves)."""
     if task == "sketch":
         from v2v.sources import sketch
 
@@ -108,11 +111,20 @@ def extract_source(task: str, video, *, sketch_mode: str = "auto", keypoints: st
             raise PrepareError("--task labels without --labels needs v2v.sources.pseudo_labels (weight-free pseudo-labels), "
                                "which this installation does not have; pass --labels <folder of id PNGs>")
         kwargs = {"k": label_nc - 1} if label_nc else {}
+        if person:
+            kwargs["person"] = person
         if recipe is not None and recipe.extractor == "pseudo_labels":    # the dataset's ids: its centres
             if label_nc and label_nc != recipe.params["k"] + 1:
                 raise PrepareError(f"the dataset's pseudo-labels have label_nc {recipe.params['k'] + 1}, not {label_nc}")
+            if person and person != recipe.params["person"]:
+                raise PrepareError(f"the dataset's pseudo-labels use person masks {recipe.params['person']!r}, "
+                                   f"not {person!r}")
             kwargs = dict(recipe.params)
             log("pseudo-labels: using the dataset's k-means centres (ids mean the same in every video)")
+        elif fit_on:
+            labeler = pseudo.PseudoLabeler(k=kwargs.get("k", 8)).fit([str(v) for v in fit_on])
+            kwargs["centers"] = labeler.centers
+            log(f"pseudo-labels: k-means centres fitted over {len(fit_on)} videos (ids mean the same on all)")
         # the boundary channel is not stored: the dataset keeps label ids, and instance maps beside them
         return pseudo.pseudo_label_video(video, **{**kwargs, "instances": False})
     raise PrepareError(f"--task must be one of {TASKS}, got {task!r}")
@@ -330,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keypoints", default=None, help="pose: folder of OpenPose JSON files (skips mediapipe)")
     p.add_argument("--labels", default=None, help="labels: folder of id PNGs matching the video's frames")
     p.add_argument("--label-nc", type=int, default=None, help="labels: number of label ids")
+    p.add_argument("--fit-on", nargs="+", default=(), metavar="VIDEO",
+                   help="pseudo-labels: fit the k-means centres over these videos (e.g. every training clip), so "
+                        "ids mean the same on all; only the dataset's first video, later ones reuse its centres")
+    p.add_argument("--person", default=None, choices=("mog2", "selfie", "both", "none"),
+                   help="pseudo-labels: person masks (default mog2: moving regions of a still camera; none for a "
+                        "moving camera such as a dashcam, where everything moves)")
     a = p.parse_args(argv)
     try:
         if a.frame_face:
@@ -342,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(a.task, a.video, a.out, split=a.split, sequence=a.sequence, max_frames=a.max_frames,
                 max_side=a.max_side, stride=a.stride, start=a.start, val_fraction=a.val_fraction, crop=a.crop,
                 target_format=a.target_format, sketch_mode=a.sketch_mode, keypoints=a.keypoints,
-                labels=a.labels, label_nc=a.label_nc)
+                labels=a.labels, label_nc=a.label_nc, fit_on=a.fit_on, person=a.person)
     except (PrepareError, ValueError, ImportError, OSError) as e:
         print(f"prepare: error: {e}", file=sys.stderr)
         return 2

@@ -311,3 +311,26 @@ def test_branch_psnr_replays_the_sampler(setup, tmp_path):
     expected = np.mean([float(psnr(o, r)) for o, r in zip(outs[L:], reals[L:])])
     assert stats["output"] == pytest.approx(expected, abs=2e-3)   # the same frames as the nodes' sampler
     assert 0 <= stats["mask_mean"] <= 1 and {"hallucinated", "warped"} <= set(stats)
+
+
+def test_sources_from_each_models_recipe(setup):
+    """--sources recipe: a model meets the held-out footage through its own recorded recipe (as from a raw video),
+    not through the dataset's sources; a model without a recipe is refused."""
+    from v2v.sources.recipe import METADATA_KEY, SourceRecipe, to_json
+    from v2v.sources.sketch import edge_sketch
+
+    data, paths, root = setup
+    seq = ev.load_heldout(data)[0]
+    torch.manual_seed(2)
+    cfg = GeneratorConfig(input_nc=1, label_nc=0, **TINY)
+    recipe = SourceRecipe("edge_sketch", {"sigma": 0.33, "blur": 3})
+    path = save_generator(Vid2VidGenerator(cfg), root / "edges.safetensors",
+                          extra_metadata={METADATA_KEY: to_json(recipe)})
+    model = load_generator(path)
+    made = [f.tensor for f in ev.heldout_source(model, seq, [0, 2, 4], from_recipe=True).frames()]
+    expected = [f.tensor for f in edge_sketch(np.stack([seq.real[i] for i in (0, 2, 4)])).frames()]
+    assert len(made) == 3 and all(torch.equal(a, b) for a, b in zip(made, expected))
+    frames = ev.generate_frames(model, seq, first_frame=False, from_recipe=True)
+    assert len(frames) == N_FRAMES and frames[0].shape == seq.real[0].shape
+    with pytest.raises(SystemExit, match="records no source recipe"):
+        ev.heldout_source(load_generator(paths["full"]), seq, [0], from_recipe=True)

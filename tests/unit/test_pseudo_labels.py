@@ -289,3 +289,18 @@ def test_every_stream_starts_from_the_fitted_background_model(vtest_rgb):
     assert torch.equal(one, two)
     a, b = [f.ids for f in source.frames()], [f.ids for f in source.frames()]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_centers_fitted_over_several_videos_cover_colours_only_one_of_them_has():
+    """A dataset of many clips fits one set of centres over all of them: a colour that only the second clip shows
+    gets its own id."""
+    rng = np.random.default_rng(0)
+    grey = np.full((4, 48, 64, 3), 128, np.uint8)
+    grey[:, :24] = 60                                              # a dark top, a grey bottom
+    green = grey.copy()
+    green[:, 24:] = (30, 200, 40)                                  # the second clip's bottom is green
+    grey = np.clip(grey + rng.integers(-3, 4, grey.shape), 0, 255).astype(np.uint8)
+    both = P.PseudoLabeler(k=3).fit([grey, green])
+    assert len(np.unique(both.predict(green[0])[30:])) == 1
+    assert both.predict(green[0])[40, 10] != both.predict(grey[0])[40, 10]   # green and grey: different ids
+    assert len(both.centers) == 3

@@ -59,11 +59,14 @@ class PseudoLabeler:
 
     def fit(self, video) -> "PseudoLabeler":
         """Fit the centers on ``fit_frames`` frames sampled evenly over a video (a path, a batch ``[T, H, W, 3]``
-        or a :class:`v2v.media.video_io.Video`; only those frames are decoded and kept)."""
+        or a :class:`v2v.media.video_io.Video`; only those frames are decoded and kept) -- or over each video of
+        a list, so that one set of ids means the same on all of them (a dataset of many clips)."""
         KMeans = extras.require_sklearn_kmeans()
-        video = video_input(video)
-        idx = np.unique(np.linspace(0, len(video) - 1, min(self.fit_frames, len(video))).round().astype(int))
-        small = [resize_image(f, shrink_to(f.shape[:2], self.fit_side)) for _, f in video.frames(only=set(idx.tolist()))]
+        small = []
+        for one in video if isinstance(video, (list, tuple)) else [video]:
+            one = video_input(one)
+            idx = np.unique(np.linspace(0, len(one) - 1, min(self.fit_frames, len(one))).round().astype(int))
+            small += [resize_image(f, shrink_to(f.shape[:2], self.fit_side)) for _, f in one.frames(only=set(idx.tolist()))]
         feats = np.concatenate([self.features(f) for f in small])
         rng = np.random.default_rng(self.seed)
         if len(feats) > self.samples:
