@@ -1,7 +1,7 @@
 """Command line: ``python -m v2v generate|info``.
 
     python -m v2v generate --model M.safetensors --source <video | folder> --out out.mp4 \
-        [--source-kind auto|video|labels|rgb|array] [--crop X,Y,W,H] [--resize off|model|WxH] \
+        [--source-kind auto|video|labels|rgb|array] [--crop X,Y,W,H|face] [--resize off|model|WxH] \
         [--cuts detect|off] [--cut-frames 120,300] [--first-frame IMAGE_OR_VIDEO [--first-frame-index N]] \
         [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16] [--fps F] [--seed S] \
         [--stats stats.json] [--quiet]
@@ -94,6 +94,14 @@ def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
         from .sources.base import video_input
 
         video = video_input(path, fps=fps)
+        if crop == "face":               # framed like the shipped face models' training clips
+            from .sources.sketch import face_window
+
+            try:
+                crop = face_window(video)
+            except (ValueError, ImportError) as e:
+                raise UsageError(f"--crop face: {e}") from None
+            log(f"--crop face: the face's window is {','.join(map(str, crop))} (X,Y,W,H)")
         if crop is not None:
             try:
                 video = video.edit(crop=crop)
@@ -118,6 +126,10 @@ def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
     if kind == "array":
         return array_source(path, fps=fps or 30.0)
     raise UsageError(f"unknown source kind {kind!r}; choose one of {SOURCE_KINDS}")
+
+
+def _crop_arg(text: str):
+    return "face" if text == "face" else parse_crop(text)
 
 
 def _resize_arg(text: str):
@@ -305,9 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--resize", type=_resize_arg, default="off", metavar="off|model|WxH",
                      help="off (default): keep the size (padded to the model's multiple, cropped back); model: the "
                           "model's training size (same area, the video's aspect ratio); or WIDTHxHEIGHT")
-    gen.add_argument("--crop", type=parse_crop, metavar="X,Y,W,H",
+    gen.add_argument("--crop", type=_crop_arg, metavar="X,Y,W,H|face",
                      help="keep this window of every frame of a raw video (its pixels), before --resize: e.g. "
-                          "where people walk, so they have the size the model learnt")
+                          "where people walk, so they have the size the model learnt; face: the window that frames "
+                          "the video's face as the face models were trained (dlib; with --resize model)")
     gen.add_argument("--cuts", choices=("detect", "off"), default="detect",
                      help="restart the history at shot changes found in the video (default), or never")
     gen.add_argument("--cut-frames", default="", metavar="N,N,...",

@@ -64,3 +64,15 @@ def test_train_throughput_smallest_configuration():
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     assert row["steps"] == 1 and row["loop_frames_per_s"] > 0 and row["size"] == "64x64"
+
+
+def test_gpu_bench_smallest_configuration_on_the_cpu(tmp_path):
+    """bench/gpu_bench.py (the generator table of bench/run_gpu.sh) runs its smallest case on any machine."""
+    out = tmp_path / "gpu.jsonl"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--device", "cpu", "--smoke",
+                           "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    case, long = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (case["preset"], case["size"], case["mode"]) == ("compact", "64x32", "fp32") and case["fps"] > 0
+    assert long["frames"] == 12 and long["fps"] > 0 and long["card"].startswith("CPU")

@@ -320,3 +320,27 @@ def test_module_entry_point(tmp_path, rgb_model, sketch_folder):
     usage = subprocess.run([sys.executable, "-m", "v2v", "generate"], capture_output=True, text=True, env=env,
                            cwd=tmp_path, timeout=120)
     assert usage.returncode == 2 and "--model" in usage.stderr
+
+
+def test_crop_face_frames_the_face_like_the_face_models(tmp_path, edge_model, raw_clip, capsys):
+    """--crop face: the window around the video's face (dlib), at the face models' framing; a video without a
+    face is refused with the reason, not a traceback."""
+    pytest.importorskip("dlib", reason="dlib is not installed (pip install dlib-bin)")
+    carphone = Path(__file__).resolve().parents[2] / "workflows" / "input" / "vid2vid_carphone_60f.mp4"
+    canvas = np.zeros((432, 528, 3), np.uint8)
+    clip = tmp_path / "wide.mp4"
+    with VideoWriter(clip, fps=10) as w:
+        for i, frame in enumerate(read_frames(carphone)):
+            if i == 4:
+                break
+            canvas[200:344, 300:476] = frame
+            w.write(canvas)
+    out = tmp_path / "framed"
+    code, err = run_cli(capsys, "generate", "--model", edge_model, "--source", clip, "--out", out, "--crop", "face")
+    assert code == 0, err
+    x, y, w_, h = (int(v) for v in err.split("--crop face: the face's window is ")[1].split()[0].split(","))
+    assert abs(x - 300) <= 20 and abs(y - 200) <= 20 and abs(w_ / h - 176 / 144) < 0.02
+    assert read_frames(out).size == (w_, h)
+    code, err = run_cli(capsys, "generate", "--model", edge_model, "--source", raw_clip, "--out", tmp_path / "none",
+                        "--crop", "face")
+    assert code != 0 and "--crop face: no face found" in err and "Traceback" not in err
