@@ -67,7 +67,7 @@ GENERAL: dict[str, dict] = {
               # starts from the single-clip face model (767 GPU steps on carphone), which knows the sketch
               "trainer": ["--config", "train/configs/sketch_face.yaml", "--set", "data.load_size=[144,176]",
                           "--set", "data.crop_size=[144,176]",
-                          "--set", "init_from=models/vid2vid/face_carphone.safetensors"]},
+                          "--set", "init_from=models/vid2vid/face.safetensors"]},
     # forward dashcam drives (four roads) and a campus street train, two other drives are held out; one set of
     # pseudo-label centres fitted over every training clip ("fit_on"), no person class (a moving camera: every
     # pixel moves); 256x144.  Starts from the single-clip street model (its rendering, not its ids' meaning).
@@ -78,7 +78,7 @@ GENERAL: dict[str, dict] = {
                           ("street_sports2d", [])],
                 "val": [("street_challenge02", ["--stride", "2"]), ("street_project_video01", ["--stride", "2"])],
                 "trainer": [*TASKS["street"][1], "--set", "data.load_size=[144,256]", "--set", "data.crop_size=[144,256]",
-                            "--set", "init_from=models/vid2vid/street_vtest.safetensors"]},
+                            "--set", "init_from=models/vid2vid/street.safetensors"]},
 }
 # The paper's Table 2 comparisons as config switches of the same trainer (same data, same budget):
 # variant -> (dataset / task it belongs to, extra overrides)

@@ -24,7 +24,7 @@ def config_of(cmd: list[str]):
     return load_config(REPO / config, sets)
 
 
-@pytest.mark.parametrize("name", ["street", "face", "body"])
+@pytest.mark.parametrize("name", ["street", "face", "body", "faces", "streets"])
 def test_tasks_use_the_recipe(recipe, name, tmp_path):
     cfg = config_of(recipe.train_command(name, tmp_path / name))
     assert cfg.preset == "small" and cfg.model["ngf"] == 24 and cfg.generated_start == 0.5
