@@ -120,7 +120,8 @@ def extract_source(task: str, video, *, sketch_mode: str = "auto", keypoints: st
                 raise PrepareError(f"the dataset's pseudo-labels use person masks {recipe.params['person']!r}, "
                                    f"not {person!r}")
             kwargs = dict(recipe.params)
-            log("pseudo-labels: using the dataset's k-means centres (ids mean the same in every video)")
+            log("pseudo-labels: using the dataset's k-means centres (ids mean the same in every video)"
+                + ("; --fit-on applies to a dataset's first video only, so it is not used" if fit_on else ""))
         elif fit_on:
             labeler = pseudo.PseudoLabeler(k=kwargs.get("k", 8)).fit([str(v) for v in fit_on])
             kwargs["centers"] = labeler.centers
