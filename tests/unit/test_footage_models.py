@@ -1,10 +1,9 @@
 """scripts/footage_models.py: every variant's command trains what its name says (later --set values win)."""
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from _scripts import load_script
 from train.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,10 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("footage_models", REPO / "scripts" / "footage_models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("footage_models")
 
 
 def config_of(cmd: list[str]):
@@ -64,11 +60,7 @@ def test_budget_and_extra_sets_come_last(recipe, tmp_path):
 def test_general_datasets_hold_out_whole_clips_of_other_people(recipe, tmp_path):
     """Held-out clips are never trained on, every clip is a fetchable item with a licence, and the model
     trains with its task's recipe on its own dataset."""
-    spec = importlib.util.spec_from_file_location("fetch_sample_data", REPO / "scripts" / "fetch_sample_data.py")
-    fetcher = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fetch_sample_data", fetcher)     # dataclasses look their module up by name
-    spec.loader.exec_module(sys.modules["fetch_sample_data"])
-    fetcher = sys.modules["fetch_sample_data"]
+    fetcher = load_script("fetch_sample_data")
     for name, general in recipe.GENERAL.items():
         train = {item for item, _ in general["train"]}
         val = {item for item, _ in general["val"]}

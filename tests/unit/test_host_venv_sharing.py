@@ -1,25 +1,17 @@
 """scripts/comfy_host.py: the second host venv hard-links the pinned torch family from the first."""
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from _scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def comfy_host():
-    name = "v2v_comfy_host"          # the name tests/integration/conftest.py loads it under
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "comfy_host.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module   # dataclasses look their module up by name
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_script("comfy_host", "v2v_comfy_host")     # the name tests/integration/conftest.py uses
 
 
 def _install(site: Path, name: str, version: str, files: dict[str, str]) -> None:

@@ -2,7 +2,6 @@
 eager (file vs IMAGE batch, frames from k, only), dlib frame by frame, errors, the node."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from v2v.media.video_io import open_video
 from v2v.sources import extras, sketch
 from v2v.sources.base import SourceError
 
+from _scripts import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 VTEST_CLIP = REPO / "tests" / "data" / "vtest_40f.mp4"
 CARPHONE_CLIP = REPO / "workflows" / "input" / "vid2vid_carphone_60f.mp4"   # 176x144, ~30 fps, 60 frames
@@ -22,10 +23,7 @@ N_FACE = 24                                                                 # fr
 
 def fetched(*items: str) -> dict[str, Path]:
     """Paths of items of scripts/fetch_sample_data.py (fetching them if needed), or skip with the reason."""
-    spec = importlib.util.spec_from_file_location("fetch_sample_data", REPO / "scripts" / "fetch_sample_data.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    res = mod.fetch(list(items), verbose=False)
+    res = load_script("fetch_sample_data").fetch(list(items), verbose=False)
     failed = {k: v for k, v in res.items() if not isinstance(v, Path)}
     if failed:
         pytest.skip(f"sample data could not be fetched: {failed}")
