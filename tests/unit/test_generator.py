@@ -183,6 +183,49 @@ def test_finer_model_reuses_coarser_weights():
         fine.load_coarser(make(1, ngf=16))
 
 
+def test_finer_model_reuses_the_coarser_foreground_network():
+    coarse = make(1, input_nc=6, label_nc=5, foreground=True, fg_label_ids=(3,))
+    fine = Vid2VidGenerator(coarse.cfg.with_(n_scales=3))
+    fine.load_coarser(coarse)
+    ours = fine.foreground.state_dict()
+    for n, t in coarse.foreground.state_dict().items():
+        if not n.startswith("body.2."):                      # the output conv: its width is the finest scale's
+            assert torch.equal(ours[n], t), n
+
+
+@pytest.mark.parametrize("n_scales", [1, 2, 3])
+def test_the_foreground_network_runs_on_the_pyramid(n_scales):
+    """Its deep part (encoder + decoder) sees the coarsest level, each finer scale adds a local stage, and the
+    output is full size; with one scale it is the single encoder-decoder the shipped models hold."""
+    g = make(n_scales, input_nc=6, label_nc=5, foreground=True, fg_label_ids=(3,))
+    seen = []
+    g.foreground.body[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape[-2:]))
+    side = g.cfg.size_multiple * 2
+    out = g(*inputs(g, side, batch=1)[:2])
+    assert seen == [(side // 2 ** (n_scales - 1),) * 2]
+    assert len(g.foreground.local) == n_scales - 1
+    assert out.fg_hallucinated.shape == (1, 3, side, side)
+
+
+def test_paper_foreground_costs_no_more_than_the_original_at_2048x1024():
+    """The paper preset with the foreground prior at 2048x1024 and 3 scales: at most the original code's 5064
+    GFLOPs per frame (bench/model_cost.py; 7218 when the foreground network ran at full resolution)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = preset("paper", input_nc=36, label_nc=35, n_scales=3, foreground=True, fg_label_ids=(26,))
+    with torch.device("meta"):
+        g = Vid2VidGenerator(cfg)
+        src, prev = torch.zeros(1, 3, 36, 1024, 2048), torch.zeros(1, 2, 3, 1024, 2048)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        g(src, prev)
+    assert counter.get_total_flops() / 1e9 <= 5064
+
+
+def test_the_foreground_width_must_halve_with_each_scale():
+    with pytest.raises(ConfigError, match="foreground network's width"):
+        preset("tiny", input_nc=6, label_nc=5, n_scales=3, fg_ngf=6, foreground=True, fg_label_ids=(3,))
+
+
 def test_paper_preset_size():
     """The paper preset at its Cityscapes layout: about 0.4 G parameters (reference: 411 M)."""
     cfg = preset("paper", input_nc=36, label_nc=35, foreground=True, fg_label_ids=(26,))

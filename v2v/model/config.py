@@ -80,6 +80,8 @@ class GeneratorConfig:
                 (len(self.fg_label_ids) > 0, "foreground prior needs fg_label_ids"),
                 (all(0 <= i < self.label_nc for i in self.fg_label_ids),
                  f"fg_label_ids {self.fg_label_ids} must lie in [0, label_nc={self.label_nc})"),
+                (self.foreground_ngf % (2 ** (self.n_scales - 1)) == 0,   # it runs on the pyramid too
+                 f"the foreground network's width ({self.foreground_ngf}) must be divisible by 2**(n_scales-1)"),
             ]
         for ok, message in checks:
             if not ok:
