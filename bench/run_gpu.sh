@@ -13,7 +13,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, accelerate, cv2; print('torch', torch.__version__, 'accelerate', accelerate.__version__, 'cv2', cv2.__version__)"
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 echo "== generator speed and memory"
-timeout 170 python3 bench/gpu_bench.py --out "$OUT/gpu_bench.jsonl"
+timeout 200 python3 bench/gpu_bench.py --out "$OUT/gpu_bench.jsonl"
+if [ -f .cache/original-vid2vid/models/networks.py ]; then   # its models/ folder is all it reads (carry that)
+    echo "== side by side with the original generator"
+    timeout 150 python3 bench/vs_original.py --original .cache/original-vid2vid --device cuda \
+        --cases 512x256,1024x512:2,2048x1024:3 --precision fp32,bf16 --out "$OUT/vs_original.jsonl"
+fi
 echo "== trainer throughput"
 timeout 45 python3 bench/train_throughput.py --preset compact --size 512x256 --mixed-precision bf16 --steps 4 | tee "$OUT/train_throughput.jsonl"
 echo "== sample models"
