@@ -569,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="generate frame 0 with this (per-frame) model and let every model continue from it "
                          "(official vid2vid's use_single_G test option); frame 0 is scored")
     ap.add_argument("--landmarks", choices=("auto", "on", "off"), default="auto",
-                    help="face condition following with dlib (auto: on for --task face)")
+                    help="face condition following with dlib (auto: on for --task face or faces)")
     ap.add_argument("--real-video", type=Path, default=None,
                     help="take the real held-out frames from this video's last frames (e.g. .cache/data/vtest.avi, "
                          "as scripts/demo.py does) instead of the dataset's JPEG targets")
@@ -583,8 +583,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--load-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                     help="evaluate at this size (default: data.load_size of the models' training records, "
                          "else the dataset's size)")
+    ap.add_argument("--dataset-size", action="store_true",
+                    help="evaluate every sequence at the size it was prepared at (for models trained on clips of "
+                         "several sizes, e.g. portrait and landscape)")
     ap.add_argument("--pose", choices=("auto", "on", "off"), default="auto",
-                    help="pose condition following with mediapipe (auto: on for --task body)")
+                    help="pose condition following with mediapipe (auto: on for --task body or bodies)")
     ap.add_argument("--sources", choices=("dataset", "recipe"), default="dataset",
                     help="dataset: the held-out sources of the dataset; recipe: each model makes its own from the "
                          "real held-out frames with its recorded source recipe (as from a raw video), for models "
@@ -608,7 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = a.out or ROOT / "bench" / "results" / f"eval_{a.task}{suffix}.json"
     data_root = a.data or DATASETS / a.task
     t_start = time.time()
-    if a.load_size:
+    if a.load_size and a.dataset_size:
+        raise SystemExit("--load-size and --dataset-size exclude each other")
+    if a.dataset_size:
+        load_size, size_from = None, "--dataset-size"
+    elif a.load_size:
         load_size, size_from = tuple(a.load_size), "--load-size"
     else:
         sizes = {training_load_size(p) for p in a.models} - {None}
@@ -628,8 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = [(n, load_generator(p, a.device)) for n, p in zip(names, a.models)]
     infos = [model_info(p, m) for p, (_, m) in zip(a.models, models)]
     baseline = pick_baseline(names, infos, a.baseline)
-    use_lm = a.landmarks == "on" or (a.landmarks == "auto" and a.task == "face")
-    use_pose = a.pose == "on" or (a.pose == "auto" and a.task == "body")
+    use_lm = a.landmarks == "on" or (a.landmarks == "auto" and a.task in ("face", "faces"))
+    use_pose = a.pose == "on" or (a.pose == "auto" and a.task in ("body", "bodies"))
     if use_lm and use_pose:
         raise SystemExit("--landmarks and --pose exclude each other (one condition-following measure per run)")
     following = "landmarks" if use_lm else "pose" if use_pose else None

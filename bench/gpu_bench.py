@@ -109,6 +109,7 @@ def main(argv=None) -> None:
     cases += [("paper", 2048, 1024, 3, "bf16")]
     cases += [("compact", 512, 256, 1, m) for m in ("tf32", "bf16")]
     cases += [("compact", 1024, 512, 2, "bf16")]
+    cases += [("fast", 512, 256, 1, "bf16"), ("fast", 1024, 512, 2, "bf16"), ("fast", 2048, 1024, 3, "bf16")]
     if args.quick:
         cases = cases[:3]
     frames, long = (dict(n_frames=2, warmup=1), ("compact", 64, 32, 12)) if args.smoke else ({}, ("compact", 512, 256, 2000))

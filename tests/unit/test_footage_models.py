@@ -32,6 +32,7 @@ def test_each_variant_flips_exactly_its_switch(recipe, tmp_path):
                 "nodv": ("disc", "n_temporal_scales", 0), "realstart": (None, "generated_start", 0),
                 "maskreg_genonly": (None, "mask_loss_always", False), "nomaskreg": ("loss", "mask", 0),
                 "fgpaper": ("model", "fg_blend", "paper"),
+                "fast": [(None, "preset", "fast"), ("model", "ngf", 8)],        # the preset's own width
                 "style": [("model", "style_nc", 3), ("data", "use_instance", True)],   # E needs instance maps
                 "predict": [("data", "predict", True), ("loss", "label_ce", 10), ("model", "foreground", False),
                             (None, "generated_start", 0), ("data", "max_stride", 1)]}
@@ -73,5 +74,7 @@ def test_general_datasets_hold_out_whole_clips_of_other_people(recipe, tmp_path)
                 assert package.license_member and package.note
         cfg = config_of(recipe.train_command(name, tmp_path / name))
         assert cfg.data["root"] == f".cache/datasets/{name}" and cfg.preset == "small"
+    bodies = config_of(recipe.train_command("bodies", tmp_path / "bodies"))    # clips keep their own sizes
+    assert bodies.data["load_size"] is None and bodies.data["crop_size"] == [160, 120]
     assert fetcher.expand(["faces", "face_franck"]) == fetcher.GROUPS["faces"]
     assert set(fetcher.GROUPS["footage"]) == set(fetcher.FOOTAGE)

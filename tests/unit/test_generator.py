@@ -226,6 +226,46 @@ def test_the_foreground_width_must_halve_with_each_scale():
         preset("tiny", input_nc=6, label_nc=5, n_scales=3, fg_ngf=6, foreground=True, fg_label_ids=(3,))
 
 
+def flops(cfg, h=96, w=128) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        g = Vid2VidGenerator(cfg)
+        src, prev = torch.zeros(1, cfg.n_past + 1, cfg.input_nc, h, w), torch.zeros(1, cfg.n_past, 3, h, w)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        g(src, prev)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("task", [dict(input_nc=10, label_nc=9, foreground=True, fg_label_ids=(8,)),
+                                  dict(input_nc=15), dict(input_nc=3)], ids=["street", "face", "body"])
+def test_the_fast_preset_costs_at_most_a_quarter_of_small(task):
+    assert flops(preset("fast", **task)) <= flops(preset("small", **task)) / 4
+
+
+@pytest.mark.parametrize("n_scales", [1, 2])
+@pytest.mark.parametrize("use_flow", [True, False])
+def test_the_fast_preset_generates_and_learns(n_scales, use_flow):
+    """3x3 stems and one bottleneck shared by the image and flow branches: shapes, and gradients everywhere."""
+    torch.manual_seed(0)
+    g = Vid2VidGenerator(preset("fast", input_nc=6, label_nc=5, n_scales=n_scales, use_flow=use_flow,
+                                foreground=True, fg_label_ids=(3,)))
+    assert g.cfg.stem_kernel == 3 and g.scales[0].source_encoder[0][1].kernel_size == (3, 3)
+    side = g.cfg.size_multiple * 2
+    ids = torch.zeros(side, side, dtype=torch.long)
+    ids[2:8, 2:8] = 3
+    out = g(one_hot_sources(g, ids), torch.rand(1, 2, 3, side, side))
+    assert out.frame.shape == (1, 3, side, side)
+    (out.frame.mean() + (out.flow.mean() + out.mask.mean() if use_flow else 0)).backward()
+    unused = [n for n, p in g.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not unused and any(n.startswith("scales.0.shared_trunk") for n, _ in g.named_parameters())
+
+
+def test_stem_kernel_is_checked():
+    with pytest.raises(ConfigError, match="stem_kernel"):
+        preset("tiny", input_nc=3, stem_kernel=4)
+
+
 def test_paper_preset_size():
     """The paper preset at its Cityscapes layout: about 0.4 G parameters (reference: 411 M)."""
     cfg = preset("paper", input_nc=36, label_nc=35, foreground=True, fg_label_ids=(26,))

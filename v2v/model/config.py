@@ -56,6 +56,9 @@ class GeneratorConfig:
                                    # paper: Eq. 9 as written, the mask blends warp and hallucination there too
     fg_ngf: int = 0                # width of the foreground network (0: ngf // 2)
     fg_n_blocks: int = 4           # residual blocks of the foreground network
+    stem_kernel: int = 7           # the encoders' first convolution (3 in the fast preset: label maps and
+                                   # sketches need no 7x7 field there, and at full size it is the dearest layer)
+    share_trunk: bool = False      # the image and flow branches share the coarsest scale's residual blocks
     style_nc: int = 0              # d of the instance-averaged style features concatenated to the source (0: off)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,7 @@ class GeneratorConfig:
             (self.n_blocks >= 2, "n_blocks must be >= 2 (encoders and branches each need one)"),
             (self.n_scales in (1, 2, 3), "n_scales must be 1, 2 or 3"),
             (self.n_local_blocks >= 1, "n_local_blocks must be >= 1"),
+            (self.stem_kernel in (3, 5, 7), "stem_kernel must be 3, 5 or 7"),
             (self.norm in NORMS, f"norm must be one of {NORMS}"),
             (self.ngf % (2 ** (self.n_scales - 1)) == 0, "ngf must be divisible by 2**(n_scales-1)"),
             (self.style_nc >= 0, "style_nc must be >= 0"),
@@ -190,6 +194,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "compact": dict(ngf=32, n_downsample=3, n_blocks=6, n_local_blocks=2, fg_n_blocks=2),
     # Trains on a CPU in seconds to minutes at 64-128 px.
     "small": dict(ngf=16, n_downsample=2, n_blocks=4, n_local_blocks=2, fg_n_blocks=2),
+    # A fifth of small's FLOPs (Fast-Vid2Vid's direction): narrow at full size, deeper and wider at 1/8, 3x3 stems,
+    # image and flow branches sharing the bottleneck.  Quality against small: see bench/NOTES.md.
+    "fast": dict(ngf=8, n_downsample=3, n_blocks=4, n_local_blocks=1, fg_n_blocks=1, stem_kernel=3, share_trunk=True),
     # Unit tests.
     "tiny": dict(ngf=8, n_downsample=2, n_blocks=2, n_local_blocks=1, fg_n_blocks=1),
 }

@@ -52,17 +52,23 @@ class GlobalScale(nn.Module):
     def __init__(self, cfg: GeneratorConfig, src_nc: int, prev_nc: int) -> None:
         super().__init__()
         n_enc, n_dec = cfg.n_blocks - cfg.n_blocks // 2, cfg.n_blocks // 2
-        self.source_encoder = encoder(src_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm)
-        self.image_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, n_dec, cfg.norm)
+        # share_trunk: one set of bottleneck blocks feeds both branches, which keep only their upsampling
+        branch_blocks = 0 if cfg.share_trunk else n_dec
+        self.source_encoder = encoder(src_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm, cfg.stem_kernel)
+        self.shared_trunk = res_blocks(cfg.ngf * 2**cfg.n_downsample, n_dec, cfg.norm) if cfg.share_trunk else None
+        self.image_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, branch_blocks, cfg.norm)
         if cfg.use_flow:
-            self.prev_encoder = encoder(prev_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm)
-            self.flow_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, n_dec, cfg.norm)
+            self.prev_encoder = encoder(prev_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm, cfg.stem_kernel)
+            self.flow_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, branch_blocks, cfg.norm)
 
     def forward(self, src, prev, coarse=None):
         code = self.source_encoder(src)
+        if prev is not None:
+            code = code + self.prev_encoder(prev)
+        if self.shared_trunk is not None:
+            code = self.shared_trunk(code)
         if prev is None:  # per-frame model: hallucination branch alone
             return self.image_trunk(code), None
-        code = code + self.prev_encoder(prev)
         return self.image_trunk(code), self.flow_trunk(code)
 
 
@@ -73,7 +79,7 @@ class LocalScale(nn.Module):
         super().__init__()
 
         def stem(in_nc: int) -> nn.Sequential:
-            return nn.Sequential(conv_block(in_nc, ngf, 7, norm=cfg.norm),
+            return nn.Sequential(conv_block(in_nc, ngf, cfg.stem_kernel, norm=cfg.norm),
                                  conv_block(ngf, 2 * ngf, 3, stride=2, norm=cfg.norm))
 
         def trunk() -> nn.Sequential:
@@ -106,7 +112,7 @@ class ForegroundNet(nn.Module):
         ngf = cfg.foreground_ngf
         finest = ngf // 2 ** (cfg.n_scales - 1)
         self.body = nn.Sequential(
-            encoder(src_nc, ngf, cfg.n_downsample, cfg.fg_n_blocks, cfg.norm),
+            encoder(src_nc, ngf, cfg.n_downsample, cfg.fg_n_blocks, cfg.norm, cfg.stem_kernel),
             decoder_trunk(ngf, cfg.n_downsample, 0, cfg.norm),
             output_conv(finest, cfg.output_nc),
             nn.Tanh(),

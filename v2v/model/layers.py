@@ -58,9 +58,10 @@ def res_blocks(channels: int, n: int, norm: str) -> nn.Sequential:
     return nn.Sequential(*[ResnetBlock(channels, norm) for _ in range(n)])
 
 
-def encoder(in_nc: int, ngf: int, n_down: int, n_blocks: int, norm: str) -> nn.Sequential:
-    """7x7 stem, `n_down` stride-2 convs doubling the width, then residual blocks. Out: ngf * 2**n_down channels."""
-    layers: list[nn.Module] = [conv_block(in_nc, ngf, 7, norm=norm)]
+def encoder(in_nc: int, ngf: int, n_down: int, n_blocks: int, norm: str, stem: int = 7) -> nn.Sequential:
+    """A stem (7x7 unless ``stem``), `n_down` stride-2 convs doubling the width, then residual blocks.
+    Out: ngf * 2**n_down channels."""
+    layers: list[nn.Module] = [conv_block(in_nc, ngf, stem, norm=norm)]
     for i in range(n_down):
         layers.append(conv_block(ngf * 2**i, ngf * 2 ** (i + 1), 3, stride=2, norm=norm))
     layers.append(res_blocks(ngf * 2**n_down, n_blocks, norm))

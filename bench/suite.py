@@ -1,0 +1,229 @@
+"""The speed suite in one command: generator latency per preset and size, FLOPs and the share of the machine's
+measured peak they imply, the CLI end to end for each shipped model, and training throughput; a table + JSON.
+
+    python bench/suite.py --out bench/results/suite_cpu.json                 # 2-core CPU: ~15 minutes
+    python bench/suite.py --device cuda --out bench/results/suite_<card>.json
+    python bench/suite.py --smoke --out /tmp/suite.json                      # the smallest case of each part
+
+Parts (each reuses the script that owns it; compare rows within one run only):
+* peak: the machine's measured dense matmul rate (fp32; on CUDA also TF32 and bf16), the yardstick;
+* generator: ``bench/gpu_bench.run_case`` (frames streamed through ``StreamingSampler``, the CLI's and the
+  node's path) per preset, size and mode, with ``bench/model_cost.measure``'s GFLOPs per frame;
+  utilisation = GFLOPs x frames/s / the peak of that precision;
+* layouts: each shipped model's network (random weights, its training size) against the same input layout in
+  the ``small`` and ``fast`` presets;
+* cli: ``bench/stream_memory.py`` (decode, source extraction, generation, encoding of a real clip, at the model's
+  training size) for the shipped street, face and body models;
+* training: ``bench/train_throughput.py``, generated frames per second of the trainer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.evaluate import run_context, write_report  # noqa: E402
+from bench.gpu_bench import run_case, sync  # noqa: E402
+from bench.model_cost import measure  # noqa: E402
+
+# (preset, width, height, scales) per device; CPU sizes stop where a frame takes seconds
+GENERATOR_CASES = {
+    "cpu": [("paper", 256, 128, 1), ("compact", 256, 128, 1), ("compact", 512, 256, 1),
+            ("small", 256, 128, 1), ("small", 512, 256, 1), ("fast", 256, 128, 1), ("fast", 512, 256, 1)],
+    "cuda": [("paper", 512, 256, 1), ("paper", 1024, 512, 2), ("paper", 2048, 1024, 3),
+             ("compact", 512, 256, 1), ("compact", 1024, 512, 2), ("compact", 2048, 1024, 3),
+             ("small", 512, 256, 1), ("small", 1024, 512, 2), ("fast", 512, 256, 1), ("fast", 1024, 512, 2),
+             ("fast", 2048, 1024, 3)],
+}
+MODES = {"cpu": ["fp32", "bf16"], "cuda": ["fp32", "tf32", "bf16", "bf16_cl"]}
+PEAK_OF_MODE = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "bf16_cl": "bf16"}
+
+
+def peak_gflops(device: str, dtype: torch.dtype, tf32: bool = False, n: int = 2048, repeats: int = 5) -> float:
+    """Best-of-``repeats`` dense ``n x n`` matmul rate in GFLOP/s."""
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def machine_peaks(device: str, smoke: bool) -> dict[str, float]:
+    n = 512 if smoke else (8192 if device == "cuda" else 2048)
+    peaks = {"fp32": peak_gflops(device, torch.float32, n=n)}
+    if device == "cuda":
+        peaks["tf32"] = peak_gflops(device, torch.float32, tf32=True, n=n)
+        peaks["bf16"] = peak_gflops(device, torch.bfloat16, n=n)
+    else:
+        peaks["bf16"] = peak_gflops(device, torch.bfloat16, n=n)
+    return {k: round(v, 1) for k, v in peaks.items()}
+
+
+def generator_rows(device: str, cases, modes, peaks: dict, frames: dict) -> list[dict]:
+    rows = []
+    for preset_name, w, h, scales in cases:
+        gflops = measure(preset_name, w, h, scales, True)["gflops_per_frame"]
+        for mode in modes:
+            r = run_case(preset_name, w, h, scales, mode, device=device, **frames)
+            peak = peaks[PEAK_OF_MODE[mode]]
+            rows.append({**r, "ms_per_frame": round(1000 / r["fps"], 1), "gflops_per_frame": gflops,
+                         "achieved_gflops": round(gflops * r["fps"], 1),
+                         "share_of_peak": round(gflops * r["fps"] / peak, 3)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def layout_rows(smoke: bool, repeats: int = 15) -> list[dict]:
+    """Each shipped model's network (its layout and training size, random weights) against the same layout in
+    the ``small`` preset (ngf 16) and the ``fast`` one: milliseconds per frame, one process, medians."""
+    import statistics
+
+    from v2v.model.checkpoint import read_config, training_frame_size
+    from v2v.model.config import PRESETS
+    from v2v.model.generator import Vid2VidGenerator
+
+    rows = []
+    for name in ["body"] if smoke else ["street", "face", "body"]:
+        path = ROOT / "models" / "vid2vid" / f"{name}.safetensors"
+        shipped = read_config(path)
+        h, w = (32, 32) if smoke else training_frame_size(path)
+        defaults = {k: getattr(type(shipped)(input_nc=1), k) for k in ("stem_kernel", "share_trunk", "fg_ngf")}
+        # the shipped file, then its layout (inputs, foreground prior, flow) in the small and fast presets
+        row = {"model": name, "size": f"{w}x{h}"}
+        for label, cfg in (("shipped", shipped), ("small", shipped.with_(**PRESETS["small"], **defaults)),
+                           ("fast", shipped.with_(**{**defaults, **PRESETS["fast"]}))):
+            torch.manual_seed(0)
+            g = Vid2VidGenerator(cfg).eval()   # with_ keeps the shipped input layout
+            src = torch.rand(1, cfg.n_past + 1, cfg.input_nc, h, w)
+            prev = torch.rand(1, cfg.n_past, cfg.output_nc, h, w)
+            with torch.inference_mode():
+                for _ in range(2):
+                    g(src, prev)
+                times = []
+                for _ in range(2 if smoke else repeats):
+                    t0 = time.perf_counter()
+                    g(src, prev)
+                    times.append(time.perf_counter() - t0)
+            row[f"{label}_ms"] = round(1000 * statistics.median(times), 1)
+            row[f"{label}_gflops"] = measure_config(cfg, w, h)
+        row["fast_speedup_vs_shipped"] = round(row["shipped_ms"] / row["fast_ms"], 2)
+        row["fast_speedup_vs_small"] = round(row["small_ms"] / row["fast_ms"], 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def measure_config(cfg, w: int, h: int) -> float:
+    """GFLOPs of one non-first frame of ``cfg`` at ``w`` x ``h`` (meta device)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from v2v.model.generator import Vid2VidGenerator
+
+    with torch.device("meta"):
+        g = Vid2VidGenerator(cfg)
+        src, prev = torch.zeros(1, cfg.n_past + 1, cfg.input_nc, h, w), torch.zeros(1, cfg.n_past, 3, h, w)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        g(src, prev)
+    return round(counter.get_total_flops() / 1e9, 2)
+
+
+def subprocess_json(cmd: list[str]) -> list[dict]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[1:3])} failed: {proc.stderr[-2000:]}")
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def cli_rows(smoke: bool, frames: int) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "stream.json"
+        cmd = [sys.executable, str(ROOT / "bench" / "stream_memory.py"), "--modes", "cli", "--out", str(out)]
+        subprocess_json(cmd + (["--smoke"] if smoke else ["--lengths", str(frames)]))
+        runs = json.loads(out.read_text())["runs"]
+    return [{"model": r["task"], "frames": r["frames"], "fps_end_to_end": r["fps"],
+             "fps_in_generator": r["sampler_fps"], "peak_mb": r["peak_mb"]} for r in runs]
+
+
+def training_rows(device: str, smoke: bool) -> list[dict]:
+    cases = ([("tiny", "64x64", "no", 1)] if smoke else
+             [("small", "128x128", "no", 5)] + ([("compact", "512x256", "bf16", 4)] if device == "cuda" else []))
+    rows = []
+    for preset_name, size, mp, steps in cases:
+        rows += subprocess_json([sys.executable, str(ROOT / "bench" / "train_throughput.py"), "--preset",
+                                 preset_name, "--size", size, "--mixed-precision", mp, "--steps", str(steps),
+                                 "--warmup", "1"])
+    return rows
+
+
+def markdown(report: dict) -> str:
+    peaks = ", ".join(f"{k} {v:,.0f}" for k, v in report["peaks_gflops"].items())
+    lines = [f"machine: {report['machine']}; measured matmul peak GFLOP/s: {peaks}", "",
+             "| preset | size | scales | mode | ms/frame | frames/s | GFLOPs/frame | share of peak |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in report["generator"]:
+        lines.append(f"| {r['preset']} | {r['size']} | {r['n_scales']} | {r['mode']} | {r['ms_per_frame']} | "
+                     f"{r['fps']} | {r['gflops_per_frame']} | {r['share_of_peak']:.1%} |")
+    lines += ["", "| shipped layout, random weights | size | shipped ms (GFLOPs) | small ms (GFLOPs) | fast ms (GFLOPs) | "
+              "fast vs shipped / small |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['size']} | {r['shipped_ms']} ({r['shipped_gflops']}) | {r['small_ms']} "
+              f"({r['small_gflops']}) | {r['fast_ms']} ({r['fast_gflops']}) | {r['fast_speedup_vs_shipped']}x / "
+              f"{r['fast_speedup_vs_small']}x |" for r in report["layouts"]]
+    lines += ["", "| shipped model, CLI | frames | frames/s end to end | frames/s in the generator |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['frames']} | {r['fps_end_to_end']:.2f} | {r['fps_in_generator']:.2f} |"
+              for r in report["cli"]]
+    lines += ["", "| training | size | precision | generated frames/s |", "|---|---|---|---|"]
+    lines += [f"| {r['preset']} | {r['size']} | {r['mixed_precision']} | {r['loop_frames_per_s']} |"
+              for r in report["training"]]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--smoke", action="store_true", help="the smallest case of each part (checks the script)")
+    ap.add_argument("--cli-frames", type=int, default=120, help="frames of each shipped model's CLI run")
+    ap.add_argument("--parts", default="generator,layouts,cli,training", help="which parts, comma-separated")
+    ap.add_argument("--machine", default=None, help="machine name recorded (default: from the device)")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    parts = set(a.parts.split(","))
+    card = (torch.cuda.get_device_name() if a.device == "cuda"
+            else f"{os.cpu_count()}-core CPU, {torch.get_num_threads()} threads")
+    peaks = machine_peaks(a.device, a.smoke)
+    cases = [("compact", 64, 32, 1)] if a.smoke else GENERATOR_CASES[a.device]
+    frames = dict(n_frames=2, warmup=1) if a.smoke else (dict(n_frames=30, warmup=6) if a.device == "cuda"
+                                                         else dict(n_frames=6, warmup=2))
+    report = {**run_context(a.machine or card, "bench/suite.py", argv), "machine": a.machine or card,
+              "peaks_gflops": peaks,
+              "generator": generator_rows(a.device, cases, MODES[a.device][:1 if a.smoke else None], peaks, frames)
+              if "generator" in parts else [],
+              "layouts": layout_rows(a.smoke) if "layouts" in parts else [],
+              "cli": cli_rows(a.smoke, a.cli_frames) if "cli" in parts else [],
+              "training": training_rows(a.device, a.smoke) if "training" in parts else []}
+    report["markdown"] = markdown(report)
+    print(report["markdown"])
+    write_report(a.out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
