@@ -580,10 +580,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="with --real-video: longer side of the dataset (0: keep; default: as prepared, else 256)")
     ap.add_argument("--real-max-frames", type=int, default=None,
                     help="with --real-video: frames the dataset was made of (default: as prepared, else all)")
-    ap.add_argument("--load-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+    sizing = ap.add_mutually_exclusive_group()
+    sizing.add_argument("--load-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                     help="evaluate at this size (default: data.load_size of the models' training records, "
                          "else the dataset's size)")
-    ap.add_argument("--dataset-size", action="store_true",
+    sizing.add_argument("--dataset-size", action="store_true",
                     help="evaluate every sequence at the size it was prepared at (for models trained on clips of "
                          "several sizes, e.g. portrait and landscape)")
     ap.add_argument("--pose", choices=("auto", "on", "off"), default="auto",
@@ -611,8 +612,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = a.out or ROOT / "bench" / "results" / f"eval_{a.task}{suffix}.json"
     data_root = a.data or DATASETS / a.task
     t_start = time.time()
-    if a.load_size and a.dataset_size:
-        raise SystemExit("--load-size and --dataset-size exclude each other")
     if a.dataset_size:
         load_size, size_from = None, "--dataset-size"
     elif a.load_size:

@@ -19,19 +19,26 @@ from v2v.model.config import preset
 from v2v.model.generator import Vid2VidGenerator, count_parameters
 
 
+def frame_flops(cfg, width: int, height: int) -> int:
+    """FLOPs of one non-first frame of a generator config at ``width`` x ``height`` (counted on the meta device)."""
+    with torch.device("meta"):
+        model = Vid2VidGenerator(cfg)
+        sources = torch.zeros(1, cfg.n_past + 1, cfg.input_nc, height, width)
+        prev = torch.zeros(1, cfg.n_past, cfg.output_nc, height, width)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(sources, prev)
+    return counter.get_total_flops()
+
+
 def measure(preset_name: str, width: int, height: int, n_scales: int, foreground: bool) -> dict:
     # Cityscapes layout: 35 labels + instance-boundary channel; label 26 = car is foreground
     cfg = preset(preset_name, input_nc=36, label_nc=35, n_scales=n_scales,
                  foreground=foreground, fg_label_ids=(26,) if foreground else ())
     with torch.device("meta"):
-        model = Vid2VidGenerator(cfg)
-        sources = torch.zeros(1, cfg.n_past + 1, cfg.input_nc, height, width)
-        prev = torch.zeros(1, cfg.n_past, 3, height, width)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(sources, prev)
+        params = count_parameters(Vid2VidGenerator(cfg))
     return {"preset": preset_name, "size": f"{width}x{height}", "n_scales": n_scales, "foreground": foreground,
-            "gflops_per_frame": round(counter.get_total_flops() / 1e9, 1),
-            "params_millions": round(count_parameters(model) / 1e6, 1)}
+            "gflops_per_frame": round(frame_flops(cfg, width, height) / 1e9, 1),
+            "params_millions": round(params / 1e6, 1)}
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,10 @@ if str(ROOT) not in sys.path:
 
 from bench.evaluate import run_context, write_report  # noqa: E402
 from bench.gpu_bench import run_case, sync  # noqa: E402
-from bench.model_cost import measure  # noqa: E402
+from bench.model_cost import frame_flops, measure  # noqa: E402
+from v2v.model.checkpoint import read_config, training_frame_size  # noqa: E402
+from v2v.model.config import PRESETS, preset  # noqa: E402
+from v2v.model.generator import Vid2VidGenerator  # noqa: E402
 
 # (preset, width, height, scales) per device; CPU sizes stop where a frame takes seconds
 GENERATOR_CASES = {
@@ -94,24 +98,17 @@ def generator_rows(device: str, cases, modes, peaks: dict, frames: dict) -> list
 def layout_rows(smoke: bool, repeats: int = 15) -> list[dict]:
     """Each shipped model's network (its layout and training size, random weights) against the same layout in
     the ``small`` preset (ngf 16) and the ``fast`` one: milliseconds per frame, one process, medians."""
-    import statistics
-
-    from v2v.model.checkpoint import read_config, training_frame_size
-    from v2v.model.config import PRESETS
-    from v2v.model.generator import Vid2VidGenerator
-
+    size_keys = {k for sizes in PRESETS.values() for k in sizes}
     rows = []
     for name in ["body"] if smoke else ["street", "face", "body"]:
         path = ROOT / "models" / "vid2vid" / f"{name}.safetensors"
         shipped = read_config(path)
         h, w = (32, 32) if smoke else training_frame_size(path)
-        defaults = {k: getattr(type(shipped)(input_nc=1), k) for k in ("stem_kernel", "share_trunk", "fg_ngf")}
-        # the shipped file, then its layout (inputs, foreground prior, flow) in the small and fast presets
+        task = {k: v for k, v in shipped.to_dict().items() if k not in size_keys}   # inputs, prior, flow
         row = {"model": name, "size": f"{w}x{h}"}
-        for label, cfg in (("shipped", shipped), ("small", shipped.with_(**PRESETS["small"], **defaults)),
-                           ("fast", shipped.with_(**{**defaults, **PRESETS["fast"]}))):
+        for label, cfg in (("shipped", shipped), ("small", preset("small", **task)), ("fast", preset("fast", **task))):
             torch.manual_seed(0)
-            g = Vid2VidGenerator(cfg).eval()   # with_ keeps the shipped input layout
+            g = Vid2VidGenerator(cfg).eval()
             src = torch.rand(1, cfg.n_past + 1, cfg.input_nc, h, w)
             prev = torch.rand(1, cfg.n_past, cfg.output_nc, h, w)
             with torch.inference_mode():
@@ -123,26 +120,12 @@ def layout_rows(smoke: bool, repeats: int = 15) -> list[dict]:
                     g(src, prev)
                     times.append(time.perf_counter() - t0)
             row[f"{label}_ms"] = round(1000 * statistics.median(times), 1)
-            row[f"{label}_gflops"] = measure_config(cfg, w, h)
+            row[f"{label}_gflops"] = round(frame_flops(cfg, w, h) / 1e9, 2)
         row["fast_speedup_vs_shipped"] = round(row["shipped_ms"] / row["fast_ms"], 2)
         row["fast_speedup_vs_small"] = round(row["small_ms"] / row["fast_ms"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
-
-
-def measure_config(cfg, w: int, h: int) -> float:
-    """GFLOPs of one non-first frame of ``cfg`` at ``w`` x ``h`` (meta device)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from v2v.model.generator import Vid2VidGenerator
-
-    with torch.device("meta"):
-        g = Vid2VidGenerator(cfg)
-        src, prev = torch.zeros(1, cfg.n_past + 1, cfg.input_nc, h, w), torch.zeros(1, cfg.n_past, 3, h, w)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        g(src, prev)
-    return round(counter.get_total_flops() / 1e9, 2)
 
 
 def subprocess_json(cmd: list[str]) -> list[dict]:

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.gpu_bench import sync  # noqa: E402
 from v2v.model.config import preset  # noqa: E402
 from v2v.model.generator import Vid2VidGenerator, downsample  # noqa: E402
 
@@ -122,12 +123,10 @@ def street_inputs(w: int, h: int, device: torch.device) -> tuple[torch.Tensor, t
 
 
 def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device.type)
     t0 = time.perf_counter()
     fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device.type)
     return time.perf_counter() - t0
 
 

@@ -125,7 +125,7 @@ class ForegroundNet(nn.Module):
         encode, decode, head, squash = self.body
         features = decode(encode(src_pyr[-1]))
         for s, stage in enumerate(self.local, start=1):
-            features, _ = stage(src_pyr[len(src_pyr) - 1 - s], None, (features, None))
+            features, _ = stage(src_pyr[-1 - s], None, (features, None))
         return squash(head(features))
 
 
