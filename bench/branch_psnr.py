@@ -34,7 +34,8 @@ def branch_stats(model, seq: "ev.Heldout") -> dict[str, float]:
     each step's branches with a forward hook; score frames t >= L (before them the mask is forced to 1)."""
     L = model.cfg.n_past
     steps: list = []                 # the GeneratorOutput of every model call, in order
-    scores: dict[str, list[float]] = {"output": [], "hallucinated": [], "warped": [], "mask_mean": []}
+    scores: dict[str, list[float]] = {"output": [], "hallucinated": [], "warped": [], "mask_mean": [],
+                                      "forced_share": []}
 
     def score(t: int, frame: torch.Tensor) -> None:
         out = steps.pop()
@@ -45,6 +46,10 @@ def branch_stats(model, seq: "ev.Heldout") -> dict[str, float]:
         scores["hallucinated"].append(float(psnr(out.hallucinated.float().clamp(-1, 1).cpu(), real)))
         scores["warped"].append(float(psnr(out.warped.float().clamp(-1, 1).cpu(), real)))
         scores["mask_mean"].append(float(masked_mean(out.mask, out.free_mask)))   # forced foreground left out
+        # pixels whose mask the foreground prior forces (the mask regulariser averaged them in before it left
+        # them out: its push on the free pixels was (1 - forced_share) of today's)
+        free = out.free_mask
+        scores["forced_share"].append(0.0 if free is None else 1.0 - float(free.float().mean()))
 
     hook = model.register_forward_hook(lambda _module, _args, output: steps.append(output))
     try:

@@ -18,6 +18,15 @@ Reported per run (uint8 outputs, as a saved video): the mean colour distance to 
 resampled classes and outside them (mean absolute RGB difference in levels, 0..255, over the pixels of each
 part, all frames), and the temporal warping error (the real video's DIS flow, occlusions masked) against the
 mean-style run's.  Results: bench/results/style_study.json.
+
+With ``--reference IMAGE`` (a frame of another clip) one more run takes the resampled classes' styles from that
+picture (labelled with the model's recipe, encoded by the model's style encoder E, as StyleSample does), and the
+report says, per class, how far the output's mean colour inside the class lies from the reference's mean colour
+there (RGB distance, 0..441), for the mean-style run and the reference run: the reference run should be nearer.
+
+    python bench/style_study.py --model models/vid2vid/streets_style.safetensors \
+        --data .cache/datasets/streets --sequence street_challenge02 \
+        --reference .cache/datasets/streets/val/street_project_video01/target/000050.jpg
 """
 from __future__ import annotations
 
@@ -36,10 +45,11 @@ if str(ROOT) not in sys.path:
 from bench.evaluate import load_heldout, run_context, training_load_size, write_report  # noqa: E402
 from v2v.media.metrics import to_uint8_frames, warping_error  # noqa: E402
 from v2v.media.optical_flow import FlowCache  # noqa: E402
-from v2v.media.video_io import frame_grid, write_image  # noqa: E402
+from v2v.media.resize import resize_image  # noqa: E402
+from v2v.media.video_io import frame_grid, read_frames, write_image  # noqa: E402
 from v2v.model.checkpoint import load_generator, read_metadata  # noqa: E402
 from v2v.model.style import StylePlan, read_style_mixtures  # noqa: E402
-from v2v.pipeline import generate  # noqa: E402
+from v2v.pipeline import generate, model_recipe  # noqa: E402
 from v2v.sources.labels import label_colors, label_video  # noqa: E402
 
 
@@ -61,10 +71,42 @@ def colour_distance(a: list[np.ndarray], b: list[np.ndarray], where: np.ndarray)
     return float(diff[where].mean())
 
 
+def class_colours(frames, ids: np.ndarray, classes) -> dict[int, np.ndarray]:
+    """Mean RGB colour of each class's pixels over ``frames`` ([T, H, W, 3] or one [H, W, 3] with ids [H, W])."""
+    rgb, ids = np.asarray(frames, np.float64), np.asarray(ids)
+    return {c: rgb[ids == c].mean(0) for c in classes if (ids == c).any()}
+
+
+def reference_rows(model, model_path, path, outputs: dict, ids: np.ndarray, inst: np.ndarray,
+                   classes: set[int]) -> dict:
+    """The reference run (styles of ``classes`` from the picture at ``path``) and its colour distances."""
+    from v2v.model.checkpoint import load_style_encoder
+    from v2v.pipeline import style_plan
+    from v2v.sources.recipe import source_for
+
+    picture = next(iter(read_frames(path)))
+    plan = style_plan(model, resample=set(), reference=picture, reference_classes=classes,
+                      encoder=load_style_encoder(model_path))
+    outputs["reference"] = run(model, ids, inst, plan)
+    size = ids.shape[1:]
+    ref_ids = next(iter(source_for(model_recipe(model), picture[None], size).frames(0, 1))).ids
+    target = class_colours(resize_image(picture, size), ref_ids, classes)
+    rows = {}
+    for name in ("mean", "reference"):
+        got = class_colours(np.stack(outputs[name]), ids, target)
+        rows[name] = {str(c): round(float(np.linalg.norm(got[c] - target[c])), 1) for c in sorted(got)}
+    return {"picture": str(path), "classes_taken": sorted(int(c) for c in plan.fixed),
+            "colour_distance_to_reference": rows,
+            "reference_colours": {str(c): [round(float(v), 1) for v in target[c]] for c in sorted(target)}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=ROOT / ".cache" / "datasets" / "street")
+    ap.add_argument("--sequence", default=None, help="the held-out sequence (default: the first)")
+    ap.add_argument("--reference", type=Path, default=None,
+                    help="a picture (first frame of an image/video) whose styles the resampled classes take")
     ap.add_argument("--classes", default="auto", help="resampled class ids, comma-separated, or auto")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--max-frames", type=int, default=0, help="0: the whole held-out sequence")
@@ -78,7 +120,7 @@ def main(argv=None) -> int:
     cfg = model.cfg
     mixtures = read_style_mixtures(read_metadata(a.model))
     size = training_load_size(a.model)
-    data = load_heldout(a.data, "val", size=size)[0]
+    data = load_heldout(a.data, "val", sequence=a.sequence, size=size)[0]
     if data.instances is None:
         raise SystemExit(f"{a.data}: the held-out sequence has no instance maps (prepare with instances)")
     n = len(data) if a.max_frames <= 0 else min(a.max_frames, len(data))
@@ -95,6 +137,7 @@ def main(argv=None) -> int:
     for s in a.seeds:
         plans[f"all seed {s}"] = StylePlan(mixtures, cfg.style_nc, seed=s)
     outputs = {name: run(model, ids, inst, plan) for name, plan in plans.items()}
+    reference = reference_rows(model, a.model, a.reference, outputs, ids, inst, classes) if a.reference else None
 
     flows = FlowCache(data.flow_cache)
     rows = []
@@ -113,9 +156,12 @@ def main(argv=None) -> int:
     report = {"model": str(a.model), "frames": n, "size": list(real[0].shape[:2]), "classes": sorted(classes),
               "class_area_share": round(float(inside.mean()), 3), "warping_error_mean_style": round(mean_we, 3),
               "warping_error_real_video": round(warping_error(real, real, cache=flows).mean, 3),
-              "rows": rows, **run_context(a.machine, "bench/style_study.py", argv)}
+              "sequence": data.name, "rows": rows, "reference": reference,
+              **run_context(a.machine, "bench/style_study.py", argv)}
     write_report(a.out, report)
-    print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("rows", "reference")}, indent=1))
+    if reference:
+        print("reference:", json.dumps(reference))
     print("| run | resampled | seed distance inside | outside | warping error (x mean style) |")
     print("|---|---|---|---|---|")
     for r in rows:
@@ -124,7 +170,9 @@ def main(argv=None) -> int:
     if a.strip:
         labels = [label_colors(i, cfg.label_nc) for i in ids]
         seeds = [outputs[f"classes seed {s}"] for s in a.seeds]
-        write_image(a.strip, frame_grid([labels, outputs["mean"], *seeds], 4))
+        extra = [[resize_image(next(iter(read_frames(a.reference))), real[0].shape[:2])] * len(real),
+                 outputs["reference"]] if a.reference else []
+        write_image(a.strip, frame_grid([labels, outputs["mean"], *seeds, *extra], 4))
         print(f"strip: {a.strip}")
     return 0
 

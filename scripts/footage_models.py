@@ -121,6 +121,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # multimodal synthesis (paper Sec. 3): the style encoder E on instance maps (stuff: one instance per class,
     # people: one per track), per-class mixtures fitted at the end
     "street_style": ("street", ["--set", "model.style_nc=3", "--set", "data.use_instance=true"]),
+    # the same on the many roads of the streets dataset, so that a stuff class (the road) has many looks to
+    # draw from; trained from scratch (the style channels change the input layer of the street model)
+    "streets_style": ("streets", ["--set", "model.style_nc=3", "--set", "data.use_instance=true",
+                                  "--set", "init_from=null"]),
     # future prediction, stage 1 (paper Sec. 4): the next label map from the past ones, label maps in and out,
     # scored by cross-entropy besides the adversarial and flow terms; every clip starts from real maps, as
     # prediction always starts from observed ones

@@ -1,6 +1,7 @@
 """The model file a training run writes for the nodes, sampler and CLI: the generator with its config, the
 training record, the source recipe its dataset was made with (so generation makes the same source from any
-video) and, at the end of a run with a style encoder, the per-class style mixtures."""
+video) and, with a style encoder, E itself (for styles from a reference image) and at the end of the run the
+per-class style mixtures."""
 from __future__ import annotations
 
 import json
@@ -44,8 +45,10 @@ def record_source_recipe(model_path, root) -> str:
     return recipe
 
 
-def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, final: bool) -> None:
-    """The nodes' safetensors (generator + config + training metadata); at the end also the style GMM."""
+def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, final: bool,
+           fit_style: bool | None = None) -> None:
+    """The nodes' safetensors (generator + config + training metadata); at the end (``final``, or a stop:
+    ``fit_style``) also the style GMM."""
     native = train_ds.sequences[0].size            # (H, W) of the dataset's frames
     size = dcfg.load_size or native                # the scale the generator learnt (crops are cut from it)
     extra = {"v2v.train": json.dumps({"step": state.step, "task": cfg.task, "source_kind": dcfg.source_kind,
@@ -54,13 +57,49 @@ def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, fina
     recipe = source_metadata(dcfg.root, native, size, boundary=dcfg.use_instance)
     if recipe:
         extra["v2v.source"] = recipe
-    if final and E is not None and accelerator.is_main_process:
+    if (final if fit_style is None else fit_style) and E is not None and accelerator.is_main_process:
         gmm = fit_style_gmm(accelerator.unwrap_model(E), train_ds, dcfg.label_nc, cfg.style_gmm_components,
                             accelerator.device)
         extra["v2v.style_gmm"] = json.dumps(gmm)
         accelerator.print(f"fitted style Gaussian mixtures for classes {sorted(gmm, key=int)}")
     if accelerator.is_main_process:
-        save_generator(accelerator.unwrap_model(G), out_dir / "model.safetensors", extra_metadata=extra)
+        save_generator(accelerator.unwrap_model(G), out_dir / "model.safetensors", extra_metadata=extra,
+                       style_encoder=None if E is None else accelerator.unwrap_model(E))
     accelerator.wait_for_everyone()
 
 
+
+
+def add_style_encoder(model_path, state_dir) -> int:
+    """Put the style encoder E of a training state (``<run>/checkpoints/state-N``) into the style model exported
+    from it, for model files written before they carried E.  The state's generator must be the file's, weight
+    for weight (the state of the step the file was exported at); the file's other metadata is kept.  Returns
+    E's parameter count."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from v2v.model.checkpoint import (RESERVED_KEYS, STYLE_ENCODER_KEY, load_generator, read_metadata,
+                                      weights_checksum)
+    from v2v.model.style import StyleEncoder
+
+    model_path, state_dir = Path(model_path), Path(state_dir)
+    record = json.loads((state_dir / "trainer.json").read_text())
+    encoder_record = (record.get("networks") or {}).get("style_encoder")
+    if not encoder_record:
+        raise DatasetError(f"{state_dir}: this training state has no style encoder (model.style_nc 0)")
+    model = load_generator(model_path)
+    states = [load_file(str(f)) for f in sorted(state_dir.glob("model*.safetensors"))]
+    if not any(weights_checksum(s) == weights_checksum(model.state_dict()) for s in states):
+        step = json.loads(read_metadata(model_path).get("v2v.train", "{}")).get("step")
+        raise DatasetError(f"{state_dir} does not hold the generator of {model_path.name}: use the state of the "
+                           f"step it was exported at ({step if step is not None else 'its record does not say'})")
+    encoder = StyleEncoder(model.cfg.style_nc, ngf=int(encoder_record["ngf"]))
+    expected = set(encoder.state_dict())
+    found = [s for s in states if set(s) == expected]
+    if len(found) != 1:
+        raise DatasetError(f"{state_dir}: found {len(found)} weight files shaped like the style encoder, expected 1")
+    encoder.load_state_dict(found[0], strict=True)
+    kept = {k: v for k, v in read_metadata(model_path).items() if k not in RESERVED_KEYS and k != STYLE_ENCODER_KEY}
+    save_generator(model, model_path, extra_metadata=kept, style_encoder=encoder)
+    return sum(p.numel() for p in encoder.parameters())

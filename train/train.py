@@ -288,7 +288,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         stopping = bool(accelerator.reduce(flag, reduction="sum").item() > 0)
         if stopping or (cfg.save_every and state.step % cfg.save_every == 0) or state.step >= cfg.max_steps:
             save_training_state(accelerator, out_dir, state, cfg.keep_states, networks)
-            export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, final=False)
+            # a run stopped by its budget is still a usable style model: it gets its mixtures too
+            export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, final=False, fit_style=stopping)
         if stopping:
             log(f"stopped by signal at step {state.step}; state saved. Continue with --resume")
             break

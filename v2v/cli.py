@@ -164,6 +164,25 @@ def _first_frame_image(path: str, index: int, video_size: tuple[int, int], size:
     return uint8_to_image(resize_image(frame, size)[None])
 
 
+def _style(args: argparse.Namespace, model):
+    """--style-classes / --style-reference: the style plan of a style model (StyleSample's, on the command line)."""
+    from .model.checkpoint import load_style_encoder
+    from .model.style import parse_classes
+    from .pipeline import style_plan
+
+    if not model.cfg.style_nc:
+        raise UsageError(f"--style-classes / --style-reference need a style model; {args.model} has no style input")
+    reference, encoder = None, None
+    if args.style_reference:
+        frames = read_frames(args.style_reference)
+        if not frames.count:
+            raise UsageError(f"--style-reference {args.style_reference}: no image in it")
+        reference, encoder = frames.read(0), load_style_encoder(args.model)
+    return style_plan(model, seed=args.seed, resample=parse_classes(args.style_classes, model.cfg.label_nc,
+                                                                   what="--style-classes"),
+                      reference=reference, encoder=encoder)
+
+
 # ---- commands -----------------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
@@ -195,13 +214,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     shots = ShotOptions(detect=args.cuts == "detect", cut_frames=parse_cut_frames(args.cut_frames or ""))
     first = (_first_frame_image(args.first_frame, args.first_frame_index, video_size, source.size)
              if args.first_frame else None)
+    style = _style(args, model) if (args.style_classes or args.style_reference) else None
     stats = RunStats()
     n = len(source) - args.start_frame if args.max_frames is None else min(args.max_frames, len(source) - args.start_frame)
     with tqdm(total=max(0, n), unit="frame", desc="generate", disable=args.quiet) as bar:
         try:
             result = generate_to_file(model, source, out, start=args.start_frame, max_frames=args.max_frames or 0,
                                       fps=args.fps or source.fps or DEFAULT_FPS, first_frame=first, device=args.device,
-                                      precision=args.precision, seed=args.seed, shots=shots, stats=stats,
+                                      precision=args.precision, seed=args.seed, style=style, shots=shots, stats=stats,
                                       progress=lambda done, total: bar.update(1))
         except PartialOutput as e:
             _write_stats(args.stats, e.result.stats, source, partial=True)
@@ -337,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--fps", type=float, help="output frame rate (default: the source's, else 25)")
     gen.add_argument("--seed", type=int, default=0,
                      help="draws every object's style from a style model's mixtures (other models ignore it)")
+    gen.add_argument("--style-classes", default="", metavar="all|none|N,N",
+                     help="style models: only these label ids get new styles from --seed, the others their mean "
+                          "(default: all)")
+    gen.add_argument("--style-reference", metavar="IMAGE",
+                     help="style models: the classes this picture shows take its look (labelled like the video, "
+                          "encoded by the model's style encoder)")
     gen.add_argument("--stats", metavar="PATH", help="write the run's timings and source report as JSON")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     gen.set_defaults(func=cmd_generate)

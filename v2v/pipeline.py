@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from .media.resize import fit_area
 from .media.tensors import model_to_uint8
 from .media.video_io import VideoError, VideoWriter
-from .model.style import StyleError, StylePlan, read_style_mixtures
+from .model.style import StyleError, StylePlan, class_styles, read_style_mixtures
 from .sampler import StreamingSampler
 from .sources.base import ShotOptions, SourceError, SourceFrame, SourceVideo
 
@@ -337,8 +337,8 @@ def _style_getter(style: Any, model, n: int, seed: int) -> Callable[[SourceFrame
         return lambda f: None
     if style is None:
         try:
-            style = StylePlan(read_style_mixtures(getattr(model, "file_metadata", None) or {}), cfg.style_nc, seed)
-        except StyleError as e:
+            style = style_plan(model, seed=seed)
+        except GenerateError as e:
             raise GenerateError(f"this model takes style features (style_nc={cfg.style_nc}): {e}; or connect a "
                                 "V2V_STYLE input") from None
     if isinstance(style, StylePlan):
@@ -357,6 +357,60 @@ def _style_getter(style: Any, model, n: int, seed: int) -> Callable[[SourceFrame
             raise GenerateError(f"style has {style.shape[0]} frames but {n} frames are generated")
         return lambda f: style[f.index]
     raise GenerateError(f"style must be a StylePlan, [style_nc, H, W] or [T, style_nc, H, W], got {type(style).__name__}")
+
+
+def reference_styles(model: torch.nn.Module, encoder: torch.nn.Module, image: np.ndarray,
+                     classes: set[int] | None = None) -> dict[int, np.ndarray]:
+    """The styles of a reference image ([H, W, 3] uint8): labelled with the model's own recipe at the model's
+    training size (pseudo-labels with its centres), encoded by its style encoder E and averaged per class.
+    Returns ``{class: vector}`` for the classes the image shows (those in ``classes``, None: all)."""
+    from .media.resize import resize_image
+    from .media.tensors import uint8_to_model
+    from .sources.recipe import source_for
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise GenerateError(f"the reference image must be one [H, W, 3] uint8 RGB image, got {image.dtype} "
+                            f"{list(image.shape)}")
+    recipe = model_recipe(model)
+    if recipe is None:
+        raise GenerateError("this model file records no source recipe, so a reference image cannot be labelled as "
+                            "its training frames were")
+    size = target_size(model, image.shape[:2], "model") if model_frame_size(model) else image.shape[:2]
+    try:
+        frame = next(iter(source_for(recipe, image[None], size).frames(0, 1)))
+    except SourceError as e:
+        raise GenerateError(f"reference image: {e}") from None
+    styles = class_styles(encoder, uint8_to_model(resize_image(image, size)), frame.ids)
+    if classes is not None:
+        styles = {c: v for c, v in styles.items() if c in classes}
+        if not styles:
+            raise GenerateError(f"the reference image shows none of the classes {sorted(classes)} (it shows "
+                                f"{sorted(np.unique(frame.ids).tolist())}): choose others or another image")
+    return styles
+
+
+def style_plan(model: torch.nn.Module, *, seed: int = 0, resample: set[int] | None = None,
+               reference: np.ndarray | None = None, reference_classes: set[int] | None = None,
+               encoder: torch.nn.Module | None = None) -> StylePlan:
+    """A style model's V2V_STYLE (paper Sec. 3, multimodal synthesis): every instance's style drawn with ``seed``
+    from the model's per-class mixtures (classes outside ``resample``, None: all, keep their mean style); with a
+    ``reference`` image, the classes it shows (within ``reference_classes``) take its styles instead, encoded by
+    the model's style encoder ``encoder`` (:func:`v2v.model.checkpoint.load_style_encoder`)."""
+    cfg = model.cfg
+    if not cfg.style_nc:
+        raise GenerateError("this model has no style input (style_nc 0): styles need a model trained with "
+                            "model.style_nc > 0, such as street_style.safetensors")
+    try:
+        mixtures = read_style_mixtures(getattr(model, "file_metadata", None) or {})
+    except StyleError as e:
+        raise GenerateError(str(e)) from None
+    fixed = {}
+    if reference is not None:
+        if encoder is None:
+            raise GenerateError("a reference image needs the model's style encoder (load_style_encoder)")
+        fixed = reference_styles(model, encoder, reference, reference_classes)
+    return StylePlan(mixtures, cfg.style_nc, seed=seed, resample=resample, fixed=fixed)
 
 
 # ---- the loop ---------------------------------------------------------------------------------------

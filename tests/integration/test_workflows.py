@@ -110,6 +110,42 @@ def test_style_workflow_three_seeds_change_only_the_resampled_class(host):
 
 
 @pytest.mark.host_smoke
+def test_style_from_a_reference_image(host, comfy_server):
+    """LoadImage -> StyleSample.reference_image: the classes the picture shows take its look, encoded by the shipped
+    style model's E; its style preview and its video differ from the mean style's (a brightened street frame, so
+    its look is not the training clip's)."""
+    if comfy_server.input_dir is None:
+        pytest.skip("needs a server this session started (its input directory)")
+    cap = cv2.VideoCapture(str(ROOT / "tests" / "data" / "vtest_40f.mp4"))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    cv2.imwrite(str(Path(comfy_server.input_dir) / "v2v_style_reference.png"),
+                np.clip(frame.astype(np.float32) * 1.6 + 30, 0, 255).astype(np.uint8))
+    workflow = load_api("vid2vid_style_street")
+    loader = {**workflow["1"], "inputs": {**workflow["1"]["inputs"], "max_frames": 8}}
+    mean = {**workflow["11"], "inputs": {**workflow["11"]["inputs"], "resample_classes": "none"}}
+    referenced = {**mean, "inputs": {**mean["inputs"], "reference_image": ["5", 0], "reference_classes": "all"}}
+    prompt = {"1": loader, "11": mean, "12": referenced,
+              "5": {"class_type": "LoadImage", "inputs": {"image": "v2v_style_reference.png"}},
+              "3": {"class_type": "SaveImage", "inputs": {"images": ["11", 1], "filename_prefix": "v2v_style_mean"}},
+              "4": {"class_type": "SaveImage", "inputs": {"images": ["12", 1], "filename_prefix": "v2v_style_ref"}},
+              GEN: {**workflow[GEN], "inputs": {**workflow[GEN]["inputs"], "style": ["11", 0],
+                                                "filename_prefix": "vid2vid/style_mean"}},
+              "21": {**workflow["21"], "inputs": {**workflow["21"]["inputs"], "style": ["12", 0],
+                                                   "filename_prefix": "vid2vid/style_reference"}}}
+    entry = host.run(prompt, timeout=600)
+    assert_completed(entry)
+    previews = {f["filename"].split("_")[2]: cv2.imdecode(np.frombuffer(host.view(f), np.uint8), cv2.IMREAD_COLOR)
+                for f in entry.files("images") if f["filename"].startswith("v2v_style_")}
+    assert set(previews) == {"mean", "ref"}
+    assert np.abs(previews["mean"].astype(np.float32) - previews["ref"]).mean() > 5
+    videos = [np.stack(decode(host.view(entry.outputs[node]["videos"][0]))).astype(np.float32) for node in (GEN, "21")]
+    assert videos[0].shape == videos[1].shape == (8, 96, 128, 3)
+    assert np.abs(videos[0] - videos[1]).mean() > 1.0
+
+
+@pytest.mark.host_smoke
 def test_future_workflow_continues_the_held_out_labels(host):
     """40 observed held-out maps -> FuturePredict (shipped predictor + street renderer) -> 10 predicted maps and
     frames; the first predicted map agrees with the true next map on most pixels."""

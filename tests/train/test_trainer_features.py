@@ -30,7 +30,7 @@ def base(root, out, **kw):
 
 
 def test_foreground_style_gmm_and_clip_backprop(toy, tmp_path):
-    from v2v.model.checkpoint import load_generator, read_metadata
+    from v2v.model.checkpoint import load_generator, load_style_encoder, read_metadata
 
     cfg = base(toy, tmp_path / "fg", model={"foreground": True, "fg_label_ids": [1], "style_nc": 3},
                detach_prev=False, style_gmm_components=2)
@@ -43,6 +43,55 @@ def test_foreground_style_gmm_and_clip_backprop(toy, tmp_path):
     assert set(gmm) <= {"0", "1", "2"} and "0" in gmm
     g0 = gmm["0"]
     assert len(g0["means"][0]) == 3 and abs(sum(g0["weights"]) - 1) < 1e-6 and g0["n_samples"] >= 1
+    encoder = load_style_encoder(path)                  # E rides along, for styles from a reference image
+    assert encoder.style_nc == 3 and encoder.config["ngf"] == cfg.style_encoder_ngf
+
+
+def test_a_style_run_stopped_by_a_signal_still_gets_its_mixtures(toy, tmp_path, monkeypatch):
+    """A budget's SIGTERM / Ctrl-C stops a style run early: its model file must still be a usable style model."""
+    import signal
+
+    import train.train as trainer
+    from v2v.model.checkpoint import read_metadata
+
+    real = trainer.starts_generated
+
+    def interrupt_once(step, cfg):                      # Ctrl-C during the first step
+        if step == 0:
+            signal.raise_signal(signal.SIGINT)
+        return real(step, cfg)
+
+    monkeypatch.setattr(trainer, "starts_generated", interrupt_once)
+    result = train(base(toy, tmp_path / "stop", model={"style_nc": 3}, style_gmm_components=2, max_steps=5))
+    meta = read_metadata(tmp_path / "stop" / "model.safetensors")
+    assert not result["finished"] and json.loads(meta["v2v.train"])["step"] == 1
+    assert "0" in json.loads(meta["v2v.style_gmm"])
+
+
+def test_a_style_model_without_its_encoder_gets_it_back_from_its_training_state(toy, tmp_path):
+    """scripts/add_style_encoder.py: E of the state the file was exported at, the generator checked."""
+    import subprocess
+    import sys
+
+    from train.state import latest_state
+    from v2v.model.checkpoint import load_generator, load_style_encoder, read_metadata, save_generator
+
+    train(base(toy, tmp_path / "s", model={"style_nc": 3}, save_every=1))   # states of steps 1 and 2
+    path, state = tmp_path / "s" / "model.safetensors", latest_state(tmp_path / "s")
+    encoder, model, metadata = load_style_encoder(path), load_generator(path), read_metadata(path)
+    old = tmp_path / "old.safetensors"                  # as files were written before they carried E
+    save_generator(model, old, extra_metadata={k: metadata[k] for k in ("v2v.train", "v2v.style_gmm")})
+    script = [sys.executable, "scripts/add_style_encoder.py", str(old)]
+    root = Path(__file__).resolve().parents[2]
+    first = tmp_path / "s" / "checkpoints" / "state-00000001"          # another step's state is refused
+    proc = subprocess.run([*script, str(first)], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 2 and "does not hold the generator" in proc.stderr and "Traceback" not in proc.stderr
+    assert not load_generator(old).file_metadata.get("v2v.style_encoder")             # the file untouched
+    proc = subprocess.run([*script, str(state)], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    again = load_style_encoder(old)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), encoder.state_dict().values()))
+    assert read_metadata(old)["v2v.style_gmm"] == metadata["v2v.style_gmm"]
 
 
 def test_spatial_growth_starts_from_the_coarser_model(toy, tmp_path):
@@ -114,14 +163,30 @@ def test_style_study_runs_on_a_trained_style_model(tmp_path):
 
     root = write_toy_dataset(tmp_path / "toy", n_sequences=2, n_frames=6, height=32, width=32, val_sequences=1)
     train(base(root, tmp_path / "style", model={"style_nc": 3}, style_gmm_components=2))
+    model = tmp_path / "style" / "model.safetensors"
+    # the toy dataset records no recipe: give the model one (2 colour clusters = 3 labels) so a picture can be
+    # labelled for the --reference run
+    import cv2
+
+    from v2v.model.checkpoint import update_metadata
+    from v2v.sources.pseudo_labels import pseudo_label_video
+    from v2v.sources.recipe import METADATA_KEY, to_json
+
+    picture = sorted((root / "val").glob("*/target/*"))[0]
+    rgb = cv2.cvtColor(cv2.imread(str(picture)), cv2.COLOR_BGR2RGB)
+    update_metadata(model, {METADATA_KEY: to_json(pseudo_label_video(rgb[None], k=2, person="none").recipe)})
     out = tmp_path / "study.json"
-    proc = subprocess.run([sys.executable, "bench/style_study.py", "--model", str(tmp_path / "style" / "model.safetensors"),
-                           "--data", str(root), "--seeds", "1", "2", "--out", str(out), "--strip", str(tmp_path / "s.jpg")],
+    proc = subprocess.run([sys.executable, "bench/style_study.py", "--model", str(model), "--classes", "0,1",
+                           "--data", str(root), "--seeds", "1", "2", "--out", str(out), "--strip", str(tmp_path / "s.jpg"),
+                           "--reference", str(picture)],
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["frames"] == 6 and len(report["rows"]) == 4 and (tmp_path / "s.jpg").stat().st_size > 0
     assert all(r["warping_error"] > 0 and r["seed_distance_inside"] >= 0 for r in report["rows"])
+    distances = report["reference"]["colour_distance_to_reference"]
+    assert report["reference"]["classes_taken"] and set(distances) == {"mean", "reference"}
+    assert all(v >= 0 for run in distances.values() for v in run.values())
 
 
 def test_label_prediction_trains_a_predictor_the_future_module_runs(toy, tmp_path):

@@ -297,3 +297,42 @@ def test_training_frame_size_is_read_from_the_record_and_tolerates_none_or_damag
         assert training_frame_size(path) == expect, record
     assert training_frame_size(save_generator(model, tmp_path / "bare.safetensors")) is None
 
+
+
+def test_style_encoder_rides_along_checked_like_the_generator(tmp_path):
+    from v2v.model.checkpoint import STYLE_ENCODER_KEY, has_style_encoder, load_style_encoder
+    from v2v.model.style import StyleEncoder
+
+    model = make_model(CONFIGS["style"])
+    torch.manual_seed(3)
+    encoder = StyleEncoder(3, ngf=4, n_downsample=2).eval()
+    path = save_generator(model, tmp_path / "s.safetensors", style_encoder=encoder)
+    assert has_style_encoder(path) and json.loads(read_metadata(path)[STYLE_ENCODER_KEY])["ngf"] == 4
+    loaded = load_generator(path)                              # the generator loads as before, E left aside
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    again = load_style_encoder(path)
+    assert again.config == encoder.config and not again.training
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), encoder.state_dict().values()))
+    # metadata rewrites keep it
+    checkpoint.update_metadata(path, {"v2v.note": "x"})
+    assert load_style_encoder(path).config == encoder.config
+
+    plain = save_generator(model, tmp_path / "plain.safetensors")
+    assert not has_style_encoder(plain)
+    with pytest.raises(CheckpointError, match="carries no style encoder"):
+        load_style_encoder(plain)
+    with pytest.raises(ValueError, match="3-d styles but the generator takes style_nc=0"):
+        save_generator(make_model(CONFIGS["rgb"]), tmp_path / "bad.safetensors", style_encoder=encoder)
+
+    # E's tensors are under the checksum, and its record is checked
+    tensors, metadata = load_file(str(path)), read_metadata(path)
+    name = next(k for k in tensors if k.startswith("style_encoder."))
+    tensors[name] = tensors[name] + 1
+    save_file(tensors, str(tmp_path / "flipped.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_style_encoder(tmp_path / "flipped.safetensors")
+    for record, match in ((json.dumps({**encoder.config, "ngf": 0}), "ngf must be an integer"),
+                          ("{", "damaged"), (json.dumps({**encoder.config, "ngf": 8}), "mis-shaped tensors")):
+        save_file(load_file(str(path)), str(tmp_path / "r.safetensors"), metadata={**metadata, STYLE_ENCODER_KEY: record})
+        with pytest.raises(CheckpointError, match=match):
+            load_generator(tmp_path / "r.safetensors")

@@ -344,3 +344,45 @@ def test_crop_face_frames_the_face_like_the_face_models(tmp_path, edge_model, ra
     code, err = run_cli(capsys, "generate", "--model", edge_model, "--source", raw_clip, "--out", tmp_path / "none",
                         "--crop", "face")
     assert code != 0 and "--crop face: no face found" in err and "Traceback" not in err
+
+
+def test_style_classes_and_reference_image(tmp_path, capsys):
+    """--style-classes and --style-reference: StyleSample's plan on the command line, on a raw video made into
+    pseudo-labels by the model's recipe; the reference changes the output, a model without E is named."""
+    from v2v.model.style import STYLE_GMM_KEY, StyleEncoder
+    from v2v.sources.pseudo_labels import pseudo_label_video
+    from v2v.sources.recipe import METADATA_KEY, to_json
+
+    frames = np.zeros((4, 32, 48, 3), np.uint8)
+    frames[:, :16], frames[:, 16:] = (200, 40, 40), (30, 40, 190)
+    video = tmp_path / "two.mp4"
+    with VideoWriter(video, fps=10) as w:
+        for f in frames:
+            w.write(f)
+    recipe = pseudo_label_video(frames, k=2, person="none").recipe
+    mixtures = {str(c): {"weights": [1.0], "means": [[0.0] * 3], "covariances": [[0.2] * 3]} for c in range(3)}
+    meta = {STYLE_GMM_KEY: json.dumps(mixtures), METADATA_KEY: to_json(recipe)}
+    torch.manual_seed(0)
+    model = Vid2VidGenerator(GeneratorConfig(input_nc=4, label_nc=3, style_nc=3, **TINY))
+    with_e = save_generator(model, tmp_path / "style.safetensors", extra_metadata=meta,
+                            style_encoder=StyleEncoder(3, ngf=4, n_downsample=2))
+    without_e = save_generator(model, tmp_path / "noenc.safetensors", extra_metadata=meta)
+    reference = tmp_path / "ref.png"
+    write_png(reference, np.full((20, 30, 3), (20, 220, 60), np.uint8))
+
+    def run(*extra, model_path=with_e, name="o"):
+        out = tmp_path / name
+        code, err = run_cli(capsys, "generate", "--model", model_path, "--source", video, "--out", out,
+                            "--quiet", *extra)
+        return code, err, (np.stack(list(read_frames(out))) if code == 0 else None)
+
+    _, _, mean = run("--style-classes", "none", name="mean")
+    _, _, seeded = run("--style-classes", "none", "--seed", "7", name="seeded")
+    assert np.array_equal(mean, seeded)                         # nothing resampled: the seed changes nothing
+    code, err, ref = run("--style-classes", "none", "--style-reference", reference, name="ref")
+    assert code == 0, err
+    assert np.abs(ref.astype(int) - mean).mean() > 0.5          # the reference's look replaces the mean style
+    code, err, _ = run("--style-reference", reference, model_path=without_e, name="x")
+    assert code == 2 and "carries no style encoder" in err
+    code, err, _ = run("--style-classes", "3", name="y")
+    assert code == 2 and "--style-classes [3] are not label ids" in err

@@ -311,6 +311,11 @@ def test_branch_psnr_replays_the_sampler(setup, tmp_path):
     expected = np.mean([float(psnr(o, r)) for o, r in zip(outs[L:], reals[L:])])
     assert stats["output"] == pytest.approx(expected, abs=2e-3)   # the same frames as the nodes' sampler
     assert 0 <= stats["mask_mean"] <= 1 and {"hallucinated", "warped"} <= set(stats)
+    assert stats["forced_share"] == 0                              # no foreground prior: nothing forced
+    fg = Vid2VidGenerator(GeneratorConfig(input_nc=LABEL_NC, label_nc=LABEL_NC, foreground=True, fg_label_ids=(1,),
+                                          **TINY)).eval()
+    share = np.mean([float((s.argmax(0) == 1).float().mean()) for s in seq.sources[L:]])
+    assert share > 0 and bp.branch_stats(fg, seq)["forced_share"] == pytest.approx(share, abs=2e-3)
 
 
 def test_sources_from_each_models_recipe(setup):

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 import nodes as pack_nodes
-from nodes.style_sample import StyleSample, parse_classes, sample_style
+from nodes.style_sample import StyleSample, sample_style
 from nodes.vid2vid_generate import run_generate
 from v2v.model.checkpoint import save_generator
 from v2v.model.config import GeneratorConfig
 from v2v.model.generator import Vid2VidGenerator
-from v2v.model.style import STYLE_GMM_KEY, StylePlan
+from v2v.model.style import STYLE_GMM_KEY, StyleEncoder, StylePlan, class_styles, parse_classes
+from v2v.sources.pseudo_labels import pseudo_label_video
+from v2v.sources.recipe import METADATA_KEY, to_json
 from v2v.sources.labels import label_video
 
 TINY = dict(ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1, fg_n_blocks=1)
@@ -41,10 +43,12 @@ def labels(n=4, label_nc=3):
 def test_registered_and_parses_classes():
     assert pack_nodes.NODE_CLASS_MAPPINGS["StyleSample"] is StyleSample
     assert StyleSample.RETURN_TYPES == ("V2V_STYLE", "IMAGE")
-    assert parse_classes("all") is None and parse_classes("") is None and parse_classes("none") == set()
-    assert parse_classes(" 1, 8;2 ") == {1, 2, 8}
+    assert parse_classes("all", 9) is None and parse_classes("", 9) is None and parse_classes("none", 9) == set()
+    assert parse_classes(" 1, 8;2 ", 9) == {1, 2, 8}
     with pytest.raises(ValueError, match="all, none or label ids"):
-        parse_classes("road")
+        parse_classes("road", 9)
+    with pytest.raises(ValueError, match=r"\[9\] are not label ids of this model \(0..8\)"):
+        parse_classes("1, 9", 9)
 
 
 def test_plan_drives_the_generator_and_only_resampled_classes_change(style_models):
@@ -68,3 +72,63 @@ def test_wrong_model_source_or_classes_are_named(style_models):
     with pytest.raises(ValueError, match=r"\[7\] are not label ids"):
         sample_style(labels(), "style.safetensors", 0, "1, 7")
     assert "outside" in StyleSample.VALIDATE_INPUTS(model_path="/etc/passwd")
+
+
+def two_colour_frames(n=3, h=16, w=24):
+    """uint8 frames: a red top half over a blue bottom half (two pseudo-label classes)."""
+    frames = np.zeros((n, h, w, 3), np.uint8)
+    frames[:, : h // 2] = (200, 40, 40)
+    frames[:, h // 2:] = (30, 40, 190)
+    return frames
+
+
+@pytest.fixture
+def reference_model(model_dir):
+    """A tiny style model that records a pseudo-label recipe (k=2, no person class: ids 0..1 of label_nc 3) and
+    carries its style encoder E."""
+    recipe = pseudo_label_video(two_colour_frames(), k=2, person="none").recipe
+    torch.manual_seed(0)
+    model = Vid2VidGenerator(GeneratorConfig(input_nc=4, label_nc=3, style_nc=3, **TINY))
+    encoder = StyleEncoder(3, ngf=4, n_downsample=2)
+    save_generator(model, model_dir / "ref.safetensors", style_encoder=encoder,
+                   extra_metadata={STYLE_GMM_KEY: json.dumps(MIXTURES), METADATA_KEY: to_json(recipe)})
+    save_generator(model, model_dir / "noenc.safetensors",
+                   extra_metadata={STYLE_GMM_KEY: json.dumps(MIXTURES), METADATA_KEY: to_json(recipe)})
+    return encoder.eval()
+
+
+def test_reference_image_gives_its_classes_the_encoders_styles(reference_model):
+    source = pseudo_label_video(two_colour_frames(4), k=2, person="none")
+    # the reference: another size, its colours swapped between the halves
+    ref = two_colour_frames(1, 20, 30)[0][::-1].copy()
+    image = torch.from_numpy(ref[None].astype(np.float32) / 255)
+    plan, _ = sample_style(source, "ref.safetensors", 5, "all", reference_image=image)
+    ids = next(iter(pseudo_label_video(ref[None], **source.recipe.params).frames(0, 1))).ids   # the model's centres
+    expected = class_styles(reference_model, torch.from_numpy(ref).permute(2, 0, 1).float() / 127.5 - 1, ids)
+    assert set(plan.fixed) == set(expected) and len(expected) == 2
+    for c, v in expected.items():
+        np.testing.assert_allclose(plan.fixed[c], v, rtol=1e-5, atol=1e-6)
+    # the reference wins over the seed for its classes; reference_classes picks them
+    assert torch.allclose(plan.frame(np.zeros((2, 2)), None)[:, 0, 0], torch.tensor(expected[0], dtype=torch.float32))
+    only, _ = sample_style(source, "ref.safetensors", 5, "all", reference_image=image, reference_classes="1")
+    assert set(only.fixed) == {1}
+    with pytest.raises(ValueError, match="shows none of the classes \\[2\\]"):
+        sample_style(source, "ref.safetensors", 5, "all", reference_image=image, reference_classes="2")
+    with pytest.raises(ValueError, match="carries no style encoder"):
+        sample_style(source, "noenc.safetensors", 5, "all", reference_image=image)
+
+
+def test_class_styles_average_the_encoder_over_each_class_at_any_size():
+    torch.manual_seed(0)
+    encoder = StyleEncoder(3, ngf=4, n_downsample=2).eval()
+    image = torch.rand(3, 13, 22) * 2 - 1                           # not a multiple of 4: padded inside
+    ids = np.zeros((13, 22), np.int64)
+    ids[:, 10:] = 4
+    styles = class_styles(encoder, image, ids)
+    padded = torch.nn.functional.pad(image[None], (0, 2, 0, 3), mode="reflect")
+    with torch.no_grad():
+        feats = encoder.body(padded)[0, :, :13, :22]
+    assert set(styles) == {0, 4}
+    np.testing.assert_allclose(styles[4], feats[:, :, 10:].mean((1, 2)).double().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="label map"):
+        class_styles(encoder, image, ids[:, :5])

@@ -10,6 +10,9 @@ File layout (see docs/CONVENTIONS.md, "Checkpoints")::
                  "v2v.weights_sha256": sha256 of the tensors (names, dtypes, shapes, bytes),
                  ...extras ("v2v.task", "v2v.style_gmm", ...)}
 
+A style model may carry its image encoder E as well (for styles taken from a reference image): its tensors
+under ``style_encoder.`` and its constructor arguments in ``"v2v.style_encoder"``; the checksum covers them too.
+
 Loading never unpickles anything: the header is parsed by hand first (an 8-byte
 little-endian length, then that many bytes of JSON), so a ``torch.save`` file,
 a truncated download or some other model's safetensors file is refused with a
@@ -39,6 +42,8 @@ FORMAT_VERSION = "1"
 KIND = "generator"
 CHECKSUM_KEY = "v2v.weights_sha256"
 RESERVED_KEYS = ("format", "v2v.format_version", "v2v.kind", "v2v.config", CHECKSUM_KEY)
+STYLE_ENCODER_KEY = "v2v.style_encoder"     # E's constructor arguments (JSON), when the file carries E
+STYLE_ENCODER_PREFIX = "style_encoder."      # E's tensors
 
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 _SAFETENSORS_DTYPE_BYTES = {
@@ -94,8 +99,10 @@ def save_generator(
     path: str | os.PathLike,
     *,
     extra_metadata: dict[str, str] | None = None,
+    style_encoder: torch.nn.Module | None = None,
 ) -> Path:
-    """Write ``model`` (a Vid2VidGenerator, possibly wrapped) to ``path`` atomically.
+    """Write ``model`` (a Vid2VidGenerator, possibly wrapped) to ``path`` atomically, with the style encoder E
+    of a style model when given (a :class:`v2v.model.style.StyleEncoder`, for styles from a reference image).
 
     The file is written under a temporary name in the same folder, flushed and
     fsynced, then renamed over ``path``: a crash or an error mid-write leaves
@@ -105,9 +112,18 @@ def save_generator(
     cfg = getattr(model, "cfg", None)
     if not isinstance(cfg, GeneratorConfig):
         raise TypeError(f"save_generator needs a Vid2VidGenerator (a module with .cfg: GeneratorConfig); got {type(model).__name__}")
+    extra_metadata = dict(extra_metadata or {})
+    named = dict(model.state_dict())
+    if style_encoder is not None:
+        style_encoder = _unwrap(style_encoder)
+        if getattr(style_encoder, "style_nc", None) != cfg.style_nc:
+            raise ValueError(f"the style encoder makes {getattr(style_encoder, 'style_nc', None)}-d styles but the "
+                             f"generator takes style_nc={cfg.style_nc}")
+        extra_metadata[STYLE_ENCODER_KEY] = json.dumps(style_encoder.config, sort_keys=True)
+        named.update({STYLE_ENCODER_PREFIX + k: t for k, t in style_encoder.state_dict().items()})
     metadata = build_metadata(cfg, extra_metadata)
     # contiguous CPU copies; clone() so no two entries share storage (safetensors refuses shared tensors)
-    tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in model.state_dict().items()}
+    tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in named.items()}
     bad = non_finite(tensors)
     if bad:
         raise ValueError(f"refusing to save {path}: tensors hold NaN or inf ({_some(bad)}); training diverged")
@@ -341,24 +357,37 @@ def _check_weights(path: Path, metadata: dict[str, str], state: dict[str, torch.
                               "diverged; use an earlier checkpoint or retrain")
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Rebuild the generator from ``path`` alone and return it on ``device`` in eval mode, with the file's
-    metadata as ``model.file_metadata`` (training record, source recipe).
+def _style_encoder_args(path: Path, metadata: dict[str, str]) -> dict | None:
+    """The style encoder's constructor arguments recorded in the file (None: it carries no encoder)."""
+    from .style import StyleEncoder
 
-    Validates in this order, each with a CheckpointError naming the file: safetensors
-    header (never unpickles), vid2vid metadata and format version, config, tensor
-    names and shapes (from the header, against the network built on the meta device),
-    then the weights (checksum, finite values) and a strict load.
-    """
+    raw = metadata.get(STYLE_ENCODER_KEY)
+    if raw is None:
+        return None
+    try:
+        return StyleEncoder.check_config(json.loads(raw))
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: its style encoder record ({STYLE_ENCODER_KEY!r}) is damaged: {e}") from None
+
+
+def _read_checked(path: Path) -> tuple[dict[str, str], GeneratorConfig, dict | None, dict[str, torch.Tensor]]:
+    """(metadata, generator config, style encoder arguments or None, every tensor), validated in this order,
+    each with a CheckpointError naming the file: safetensors header (never unpickles), vid2vid metadata and
+    format version, configs, tensor names and shapes (from the header, against the networks built on the meta
+    device), then the weights (checksum, finite values)."""
     from .generator import Vid2VidGenerator  # local: generator imports layers/flow; keep header tools light
+    from .style import StyleEncoder
 
-    path = Path(path)
     header = read_header(path)
     metadata = dict(header.get("__metadata__") or {})
     cfg = _config_from_metadata(path, metadata)
+    encoder_args = _style_encoder_args(path, metadata)
     try:
         with torch.device("meta"):                       # shapes only: no memory, however large the config
             expected = {name: tuple(t.shape) for name, t in Vid2VidGenerator(cfg).state_dict().items()}
+            if encoder_args is not None:
+                expected.update({STYLE_ENCODER_PREFIX + name: tuple(t.shape)
+                                 for name, t in StyleEncoder(**encoder_args).state_dict().items()})
     except (ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: its config does not build a generator: {e}") from None
     _check_tensors(path, header, expected)
@@ -367,10 +396,45 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     except Exception as e:  # safetensors raises its own error type for bad data
         raise CheckpointError(f"{path} is corrupt: {e}") from None
     _check_weights(path, metadata, state)
+    return metadata, cfg, encoder_args, state
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Rebuild the generator from ``path`` alone and return it on ``device`` in eval mode, with the file's
+    metadata as ``model.file_metadata`` (training record, source recipe).  Everything is validated first (see
+    :func:`_read_checked`), then loaded strictly."""
+    from .generator import Vid2VidGenerator
+
+    path = Path(path)
+    metadata, cfg, _, state = _read_checked(path)
     model = Vid2VidGenerator(cfg)
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict({k: t for k, t in state.items() if not k.startswith(STYLE_ENCODER_PREFIX)},
+                              strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: the weights do not match the config: {e}") from None
     model.file_metadata = metadata   # what the file says beyond its config
     return model.to(device).eval()
+
+
+def has_style_encoder(path: str | os.PathLike) -> bool:
+    """Whether the file records a style encoder E (header only)."""
+    return STYLE_ENCODER_KEY in read_metadata(path)
+
+
+def load_style_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The style encoder E a style model's file carries, on ``device`` in eval mode (validated like the
+    generator); a CheckpointError naming the fix when the file has none."""
+    from .style import StyleEncoder
+
+    path = Path(path)
+    metadata, cfg, encoder_args, state = _read_checked(path)
+    if encoder_args is None:
+        raise CheckpointError(f"{path} carries no style encoder, so it cannot take a style from an image: "
+                              + ("it has no style input (style_nc 0)" if not cfg.style_nc else
+                                 "it was written before model files kept E; export it again from its training run "
+                                 "(scripts/add_style_encoder.py)"))
+    encoder = StyleEncoder(**encoder_args)
+    n = len(STYLE_ENCODER_PREFIX)
+    encoder.load_state_dict({k[n:]: t for k, t in state.items() if k.startswith(STYLE_ENCODER_PREFIX)}, strict=True)
+    return encoder.to(device).eval()

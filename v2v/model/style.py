@@ -19,6 +19,9 @@ class StyleEncoder(nn.Module):
                  norm: str = "instance") -> None:
         super().__init__()
         self.style_nc = style_nc
+        # the constructor's arguments, stored in a model file beside E's weights so it can be rebuilt
+        self.config = self.check_config({"style_nc": style_nc, "in_nc": in_nc, "ngf": ngf,
+                                         "n_downsample": n_downsample, "norm": norm})
         self.body = nn.Sequential(
             encoder(in_nc, ngf, n_downsample, 0, norm),
             decoder_trunk(ngf, n_downsample, 0, norm),
@@ -26,6 +29,26 @@ class StyleEncoder(nn.Module):
             nn.Tanh(),
         )
         init_weights(self)
+
+    @staticmethod
+    def check_config(config: dict) -> dict:
+        """The constructor's arguments, checked (a ValueError names the bad one): a model file's record of E."""
+        if not isinstance(config, dict) or set(config) != {"style_nc", "in_nc", "ngf", "n_downsample", "norm"}:
+            raise ValueError("expected the keys style_nc, in_nc, ngf, n_downsample, norm; got "
+                             f"{sorted(config) if isinstance(config, dict) else type(config).__name__}")
+        limits = {"style_nc": (1, 64), "in_nc": (1, 4), "ngf": (1, 256), "n_downsample": (0, 6)}
+        for key, (lo, hi) in limits.items():
+            value = config[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ValueError(f"{key} must be an integer in {lo}..{hi}, got {value!r}")
+        if config["norm"] not in ("instance", "batch", "none"):
+            raise ValueError(f"norm must be instance, batch or none, got {config['norm']!r}")
+        return dict(config)
+
+    @property
+    def size_multiple(self) -> int:
+        """Frame sides must be multiples of this (the encoder halves them ``n_downsample`` times)."""
+        return 2 ** self.config["n_downsample"]
 
     def forward(self, image: torch.Tensor, instance_map: torch.Tensor) -> torch.Tensor:
         return instance_average(self.body(image), instance_map)
@@ -91,12 +114,51 @@ def fit_style_gmm(encoder, dataset, label_nc: int, n_components: int, device, ma
     return out
 
 
+def class_styles(encoder: StyleEncoder, image: torch.Tensor, ids: np.ndarray) -> dict[int, np.ndarray]:
+    """Styles taken from a real image (paper Sec. 3: E encodes a frame): E's features of ``image`` ([3, H, W] in
+    [-1, 1]) averaged over the pixels of each class of ``ids`` ([H, W]), as the trainer averages them over a
+    stuff class.  The image is reflection-padded to E's size multiple (any size works).  Returns
+    ``{class: vector [style_nc]}`` for the classes present."""
+    h, w = image.shape[-2:]
+    if np.shape(ids) != (h, w):
+        raise StyleError(f"the reference's label map is {np.shape(ids)[::-1]} but the image is {w}x{h}")
+    m = encoder.size_multiple
+    pad_h, pad_w = -h % m, -w % m
+    x = image[None].float()
+    if pad_h or pad_w:   # reflection needs the pad below the side; replicate covers tiny images
+        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+        x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    device = next(encoder.parameters()).device
+    with torch.no_grad():
+        feats = encoder.body(x.to(device))[0, :, :h, :w].reshape(encoder.style_nc, -1).cpu().double().numpy()
+    flat = np.asarray(ids, np.int64).ravel()
+    return {int(c): feats[:, flat == c].mean(1) for c in np.unique(flat)}
+
+
 # ---- test time: a style for every instance of a label video ------------------------------------------------
 STYLE_GMM_KEY = "v2v.style_gmm"   # model-file metadata: the per-class mixtures fit_style_gmm wrote
 
 
 class StyleError(ValueError):
     """A style that cannot be drawn: no mixtures in the model, classes it does not know, a vector of wrong size."""
+
+
+def parse_classes(text: str, label_nc: int, *, what: str = "classes") -> set[int] | None:
+    """``all`` (or empty): every class (None); ``none``: no class; else label ids such as ``1, 8``, each checked
+    against the model's ``label_nc``."""
+    text = (text or "").strip().lower()
+    if text in ("", "all"):
+        return None
+    if text == "none":
+        return set()
+    try:
+        classes = {int(part) for part in text.replace(";", ",").split(",") if part.strip()}
+    except ValueError:
+        raise StyleError(f"{what} must be all, none or label ids like 1, 8; got {text!r}") from None
+    unknown = sorted(c for c in classes if not 0 <= c < label_nc)
+    if unknown:
+        raise StyleError(f"{what} {unknown} are not label ids of this model (0..{label_nc - 1})")
+    return classes
 
 
 def read_style_mixtures(metadata: dict[str, str]) -> dict[int, dict]:
