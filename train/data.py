@@ -89,6 +89,8 @@ class DataConfig:
     max_stride: int = 1                         # random temporal stride in [1, max_stride]
     val_fraction: float = 0.1                   # held-out sequences when there is no val/ split
     frames_per_item: int = 16                   # a sequence of N frames gives max(1, N // this) items per epoch
+    balance_sequences: bool = False             # every sequence the same share of an epoch's items (the epoch's
+                                                #   size unchanged), so the longest clip does not dominate
     flow_preset: str = "medium"                 # DIS preset of the ground-truth flow
     flow_cache: str | None = None               # cache folder; None: <root>/.flow_cache; "" : no cache
     predict: bool = False                       # labels: future prediction, the NEXT map from the past ones:
@@ -446,7 +448,11 @@ class ClipDataset(torch.utils.data.Dataset):
                       else (Path(cfg.flow_cache) if cfg.flow_cache else None))
         self.flows = FlowCache(cache_root, FlowParams(cfg.flow_preset))
         if train:
-            self.index = [k for k, s in enumerate(sequences) for _ in range(max(1, s.length // cfg.frames_per_item))]
+            per_sequence = [max(1, s.length // cfg.frames_per_item) for s in sequences]
+            if cfg.balance_sequences:   # same epoch size, split evenly (the first ones take the remainder)
+                share, extra = divmod(max(sum(per_sequence), len(sequences)), len(sequences))
+                per_sequence = [share + (k < extra) for k in range(len(sequences))]
+            self.index = [k for k, n in enumerate(per_sequence) for _ in range(n)]
         else:
             self.index = list(range(len(sequences)))
 

@@ -255,3 +255,20 @@ def test_predict_items_pair_each_map_with_the_one_before_and_keep_the_real_flow(
     assert torch.equal(item["target"], maps * 2 - 1)
     assert torch.equal(item["source"][1:], maps[:-1]) and torch.equal(item["source"][0], maps[0])
     assert torch.equal(item["flow"], ref["flow"]) and item["flow"].abs().sum() > 0
+
+
+def test_balance_sequences_gives_each_clip_the_same_share_of_an_epoch(tmp_path):
+    """One long clip (a person filmed longest) must not set what the model learns: with balance_sequences every
+    sequence gets the same number of items, the epoch keeps its size."""
+    write_sequence(tmp_path / "train" / "long", n=22, seed=0)
+    write_sequence(tmp_path / "train" / "short", n=4, seed=1)
+    write_sequence(tmp_path / "train" / "mid", n=8, seed=2)
+    plain_cfg, balanced_cfg = (cfg_for(tmp_path, frames_per_item=2, balance_sequences=b) for b in (False, True))
+    seqs = validate_dataset(plain_cfg, "train")
+    names = [s.path.name for s in seqs]
+    plain, balanced = ClipDataset(plain_cfg, seqs, n_frames=3), ClipDataset(balanced_cfg, seqs, n_frames=3)
+    count = lambda ds: {names[k]: ds.index.count(k) for k in range(len(seqs))}   # noqa: E731
+    assert count(plain) == {"long": 11, "short": 2, "mid": 4}
+    assert sorted(count(balanced).values()) == [5, 6, 6] and len(balanced) == len(plain) == 17
+    item = balanced[len(balanced) - 1]                              # items still resolve to clips
+    assert item["source"].shape[0] == 3 and names[int(item["sequence"])] == names[balanced.index[-1]]
