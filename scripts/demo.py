@@ -73,6 +73,19 @@ def run_workflow(out: Path, real: np.ndarray, use_first_frame: bool) -> list[np.
     prompt["1"]["inputs"]["path"] = HELDOUT.name
     prompt[GEN]["inputs"]["model_name"] = MODEL
     prompt[GEN]["inputs"]["filename_prefix"] = "vid2vid/demo_street"
+    try:
+        data = _run_in(host_mod, host, run_dir, prompt, real, use_first_frame)
+    except BaseException:
+        print(f"the ComfyUI run's folder (server.log) is kept for a look: {run_dir}", file=sys.stderr)
+        raise
+    shutil.rmtree(run_dir, ignore_errors=True)      # a finished run leaves nothing behind in the host's folder
+    (out / "street.mp4").write_bytes(data)
+    with av.open(io.BytesIO(data)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def _run_in(host_mod, host, run_dir: Path, prompt: dict, real: np.ndarray, use_first_frame: bool) -> bytes:
+    """The workflow on a server whose user folders are ``run_dir``; the generated video's bytes."""
     with host.server(run_dir) as server:
         failures = server.import_failures()
         if failures:
@@ -88,11 +101,7 @@ def run_workflow(out: Path, real: np.ndarray, use_first_frame: bool) -> list[np.
         entry = client.run(prompt, timeout=3600)
         if not entry.completed:
             raise SystemExit("workflow failed: " + json.dumps(entry.error or entry.status)[:2000])
-        video = entry.outputs[GEN]["videos"][0]
-        data = client.view(video)
-    (out / "street.mp4").write_bytes(data)
-    with av.open(io.BytesIO(data)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        return client.view(entry.outputs[GEN]["videos"][0])
 
 
 def main() -> int:

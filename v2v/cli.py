@@ -316,6 +316,14 @@ def cmd_info(args: argparse.Namespace) -> int:
                                                 f", extracted at {recipe.extract_scale:g}x the frame size"))
     else:
         print("source: not recorded (give prepared sources: label-id PNGs, renderings or .npy arrays)")
+    if cfg.style_nc:
+        from .model.checkpoint import STYLE_ENCODER_KEY
+        from .model.style import STYLE_GMM_KEY
+
+        classes = sorted(json.loads(metadata[STYLE_GMM_KEY]), key=int) if STYLE_GMM_KEY in metadata else []
+        print(f"style: {cfg.style_nc}-d per instance; mixtures for classes {', '.join(classes) or 'none'}; "
+              + ("carries its style encoder (--style-reference works)" if STYLE_ENCODER_KEY in metadata
+                 else "no style encoder (no --style-reference)"))
     print("metadata: " + json.dumps(extras, indent=2, sort_keys=True))
     print("config: " + json.dumps(cfg.to_dict(), indent=2))
     return 0
