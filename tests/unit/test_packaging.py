@@ -29,3 +29,14 @@ def test_workflows_folder_holds_only_ui_workflows_with_thumbnails():
         data = json.loads(path.read_text())
         assert "nodes" in data and "links" in data, f"{path.name} is not a UI workflow"
         assert path.with_suffix(".jpg").is_file(), f"{path.name} has no thumbnail"
+
+
+def test_workflows_match_the_nodes_inputs():
+    """A node input added or changed shows in the UI's prompt: the shared workflows must be rebuilt with it
+    (the browser test would find out much later)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "scripts/build_workflows.py", "--check"], cwd=REPO, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
