@@ -105,6 +105,10 @@ GENERAL: dict[str, dict] = {
 PER_FRAME = ["--set", "model.use_flow=false"]                          # "no flow warping": pix2pixHD-like
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "street_perframe": ("street", PER_FRAME),
+    # the streets dataset's flow-warping model against per-frame synthesis, both from scratch at the same budget
+    # (the shipped streets model starts from the one-clip street model; no per-frame one exists to start from)
+    "streets_scratch": ("streets", ["--set", "init_from=null"]),
+    "streets_perframe": ("streets", [*PER_FRAME, "--set", "init_from=null"]),
     "face_perframe": ("face", PER_FRAME),
     "body_perframe": ("body", PER_FRAME),
     "street_nofg": ("street", ["--set", "model.foreground=false"]),     # no foreground-background prior

@@ -35,15 +35,20 @@ def test_each_variant_flips_exactly_its_switch(recipe, tmp_path):
                 "fast": [(None, "preset", "fast"), ("model", "ngf", 8)],        # the preset's own width
                 "style": [("model", "style_nc", 3), ("data", "use_instance", True)],   # E needs instance maps
                 "predict": [("data", "predict", True), ("loss", "label_ce", 10), ("model", "foreground", False),
-                            (None, "generated_start", 0), ("data", "max_stride", 1)]}
+                            (None, "generated_start", 0), ("data", "max_stride", 1)],
+                "scratch": (None, "init_from", None)}
+    from_scratch = (None, "init_from", None)   # streets variants start from scratch (the recipe fine-tunes)
     assert recipe.VARIANTS
     for name, (dataset, _) in recipe.VARIANTS.items():
         base = config_of(recipe.train_command(dataset, tmp_path / dataset)).to_dict()
         variant = config_of(recipe.train_command(name, tmp_path / name)).to_dict()
         switches = expected[name.split("_", 1)[1]]
+        switches = list(switches) if isinstance(switches, list) else [switches]
+        if dataset == "streets" and from_scratch not in switches:
+            switches.append(from_scratch)
         for c in (base, variant):
             c["data"].pop("root"), c.pop("out_dir", None)
-        for section, key, value in switches if isinstance(switches, list) else [switches]:
+        for section, key, value in switches:
             get = (lambda c: c[key]) if section is None else (lambda c: c[section].get(key))
             assert get(variant) == value and get(base) != value, name
             for c in (base, variant):
