@@ -68,8 +68,6 @@ def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, fina
     accelerator.wait_for_everyone()
 
 
-
-
 def add_style_encoder(model_path, state_dir) -> int:
     """Put the style encoder E of a training state (``<run>/checkpoints/state-N``) into the style model exported
     from it, for model files written before they carried E.  The state's generator must be the file's, weight
@@ -79,8 +77,7 @@ def add_style_encoder(model_path, state_dir) -> int:
 
     from safetensors.torch import load_file
 
-    from v2v.model.checkpoint import (RESERVED_KEYS, STYLE_ENCODER_KEY, load_generator, read_metadata,
-                                      weights_checksum)
+    from v2v.model.checkpoint import RESERVED_KEYS, load_generator, read_metadata, weights_checksum
     from v2v.model.style import StyleEncoder
 
     model_path, state_dir = Path(model_path), Path(state_dir)
@@ -100,6 +97,6 @@ def add_style_encoder(model_path, state_dir) -> int:
     if len(found) != 1:
         raise DatasetError(f"{state_dir}: found {len(found)} weight files shaped like the style encoder, expected 1")
     encoder.load_state_dict(found[0], strict=True)
-    kept = {k: v for k, v in read_metadata(model_path).items() if k not in RESERVED_KEYS and k != STYLE_ENCODER_KEY}
+    kept = {k: v for k, v in read_metadata(model_path).items() if k not in RESERVED_KEYS}
     save_generator(model, model_path, extra_metadata=kept, style_encoder=encoder)
     return sum(p.numel() for p in encoder.parameters())

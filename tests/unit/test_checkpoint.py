@@ -317,8 +317,10 @@ def test_style_encoder_rides_along_checked_like_the_generator(tmp_path):
     checkpoint.update_metadata(path, {"v2v.note": "x"})
     assert load_style_encoder(path).config == encoder.config
 
-    plain = save_generator(model, tmp_path / "plain.safetensors")
-    assert not has_style_encoder(plain)
+    # metadata copied from a file with E does not make a file without it claim one
+    copied = {k: v for k, v in read_metadata(path).items() if k not in checkpoint.RESERVED_KEYS}
+    plain = save_generator(model, tmp_path / "plain.safetensors", extra_metadata=copied)
+    assert not has_style_encoder(plain) and load_generator(plain).cfg.style_nc == 3
     with pytest.raises(CheckpointError, match="carries no style encoder"):
         load_style_encoder(plain)
     with pytest.raises(ValueError, match="3-d styles but the generator takes style_nc=0"):

@@ -112,7 +112,9 @@ def save_generator(
     cfg = getattr(model, "cfg", None)
     if not isinstance(cfg, GeneratorConfig):
         raise TypeError(f"save_generator needs a Vid2VidGenerator (a module with .cfg: GeneratorConfig); got {type(model).__name__}")
-    extra_metadata = dict(extra_metadata or {})
+    # E's record comes only from the encoder written with it (metadata copied from another file must not claim an
+    # encoder this file lacks)
+    extra_metadata = {k: v for k, v in (extra_metadata or {}).items() if k != STYLE_ENCODER_KEY}
     named = dict(model.state_dict())
     if style_encoder is not None:
         style_encoder = _unwrap(style_encoder)
