@@ -105,7 +105,7 @@ def test_interrupt_and_resume_continue_exactly(toy, tmp_path):
     assert "config changed" in error and "generator.ngf: 8 -> 12" in error, error
 
     r = run(TRAIN + common + ["--out", str(out), "--resume"])
-    assert f"resumed from" in r.stdout + r.stderr and f"at step {stopped}" in r.stdout + r.stderr
+    assert "resumed from" in r.stdout + r.stderr and f"at step {stopped}" in r.stdout + r.stderr
     assert not (out / "checkpoints" / ".tmp-state-00000099").exists() and not leftover.exists()
     hist = losses(out)
     assert [h["step"] for h in hist] == list(range(1, 9))

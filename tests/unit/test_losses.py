@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from v2v.model.config import LossWeights
-from v2v.model.flow import warp
 from v2v.model.losses import (
     TERM_WEIGHTS,
     feature_matching_loss,

@@ -238,7 +238,7 @@ def test_all_problems_reported_together(label_root):
     (label_root / "train" / "seq2" / "target" / "000007.png").unlink()
     bad = label_root / "train" / "seq0" / "target" / "000002.png"
     bad.write_bytes(b"junk")
-    msg = _expect(cfg_for(label_root), "2 problem(s)", "seq2", str(bad))
+    _expect(cfg_for(label_root), "2 problem(s)", "seq2", str(bad))
 
 
 def test_predict_items_pair_each_map_with_the_one_before_and_keep_the_real_flow(label_root):
