@@ -49,7 +49,7 @@ from v2v.media.resize import resize_image  # noqa: E402
 from v2v.media.video_io import frame_grid, read_frames, write_image  # noqa: E402
 from v2v.model.checkpoint import load_generator, read_metadata  # noqa: E402
 from v2v.model.style import StylePlan, read_style_mixtures  # noqa: E402
-from v2v.pipeline import generate, model_recipe  # noqa: E402
+from v2v.pipeline import generate  # noqa: E402
 from v2v.sources.labels import label_colors, label_video  # noqa: E402
 
 
@@ -77,20 +77,17 @@ def class_colours(frames, ids: np.ndarray, classes) -> dict[int, np.ndarray]:
     return {c: rgb[ids == c].mean(0) for c in classes if (ids == c).any()}
 
 
-def reference_rows(model, model_path, path, outputs: dict, ids: np.ndarray, inst: np.ndarray,
-                   classes: set[int]) -> dict:
-    """The reference run (styles of ``classes`` from the picture at ``path``) and its colour distances."""
+def reference_rows(model, model_path, path, picture: np.ndarray, outputs: dict, ids: np.ndarray,
+                   inst: np.ndarray, classes: set[int]) -> dict:
+    """The reference run (styles of ``classes`` from ``picture``, read from ``path``) and its colour distances;
+    the picture's class colours are taken as E sees it (:func:`v2v.pipeline.reference_labels`)."""
     from v2v.model.checkpoint import load_style_encoder
-    from v2v.pipeline import style_plan
-    from v2v.sources.recipe import source_for
+    from v2v.pipeline import reference_labels, style_plan
 
-    picture = next(iter(read_frames(path)))
     plan = style_plan(model, resample=set(), reference=picture, reference_classes=classes,
                       encoder=load_style_encoder(model_path))
     outputs["reference"] = run(model, ids, inst, plan)
-    size = ids.shape[1:]
-    ref_ids = next(iter(source_for(model_recipe(model), picture[None], size).frames(0, 1))).ids
-    target = class_colours(resize_image(picture, size), ref_ids, classes)
+    target = class_colours(*reference_labels(model, picture), classes)
     rows = {}
     for name in ("mean", "reference"):
         got = class_colours(np.stack(outputs[name]), ids, target)
@@ -137,7 +134,9 @@ def main(argv=None) -> int:
     for s in a.seeds:
         plans[f"all seed {s}"] = StylePlan(mixtures, cfg.style_nc, seed=s)
     outputs = {name: run(model, ids, inst, plan) for name, plan in plans.items()}
-    reference = reference_rows(model, a.model, a.reference, outputs, ids, inst, classes) if a.reference else None
+    picture = next(iter(read_frames(a.reference))) if a.reference else None
+    reference = (reference_rows(model, a.model, a.reference, picture, outputs, ids, inst, classes)
+                 if a.reference else None)
 
     flows = FlowCache(data.flow_cache)
     rows = []
@@ -170,8 +169,7 @@ def main(argv=None) -> int:
     if a.strip:
         labels = [label_colors(i, cfg.label_nc) for i in ids]
         seeds = [outputs[f"classes seed {s}"] for s in a.seeds]
-        extra = [[resize_image(next(iter(read_frames(a.reference))), real[0].shape[:2])] * len(real),
-                 outputs["reference"]] if a.reference else []
+        extra = [[resize_image(picture, real[0].shape[:2])] * len(real), outputs["reference"]] if a.reference else []
         write_image(a.strip, frame_grid([labels, outputs["mean"], *seeds, *extra], 4))
         print(f"strip: {a.strip}")
     return 0

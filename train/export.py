@@ -87,7 +87,8 @@ def add_style_encoder(model_path, state_dir) -> int:
         raise DatasetError(f"{state_dir}: this training state has no style encoder (model.style_nc 0)")
     model = load_generator(model_path)
     states = [load_file(str(f)) for f in sorted(state_dir.glob("model*.safetensors"))]
-    if not any(weights_checksum(s) == weights_checksum(model.state_dict()) for s in states):
+    generator = weights_checksum(model.state_dict())
+    if not any(weights_checksum(s) == generator for s in states):
         step = json.loads(read_metadata(model_path).get("v2v.train", "{}")).get("step")
         raise DatasetError(f"{state_dir} does not hold the generator of {model_path.name}: use the state of the "
                            f"step it was exported at ({step if step is not None else 'its record does not say'})")

@@ -359,13 +359,11 @@ def _style_getter(style: Any, model, n: int, seed: int) -> Callable[[SourceFrame
     raise GenerateError(f"style must be a StylePlan, [style_nc, H, W] or [T, style_nc, H, W], got {type(style).__name__}")
 
 
-def reference_styles(model: torch.nn.Module, encoder: torch.nn.Module, image: np.ndarray,
-                     classes: set[int] | None = None) -> dict[int, np.ndarray]:
-    """The styles of a reference image ([H, W, 3] uint8): labelled with the model's own recipe at the model's
-    training size (pseudo-labels with its centres), encoded by its style encoder E and averaged per class.
-    Returns ``{class: vector}`` for the classes the image shows (those in ``classes``, None: all)."""
+def reference_labels(model: torch.nn.Module, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A reference image ([H, W, 3] uint8) as the model's style encoder sees it: ``(rgb, ids)`` at the model's
+    training size (same area, the image's aspect ratio), labelled with the model's own recipe (pseudo-labels
+    with its centres)."""
     from .media.resize import resize_image
-    from .media.tensors import uint8_to_model
     from .sources.recipe import source_for
 
     image = np.asarray(image)
@@ -381,12 +379,23 @@ def reference_styles(model: torch.nn.Module, encoder: torch.nn.Module, image: np
         frame = next(iter(source_for(recipe, image[None], size).frames(0, 1)))
     except SourceError as e:
         raise GenerateError(f"reference image: {e}") from None
-    styles = class_styles(encoder, uint8_to_model(resize_image(image, size)), frame.ids)
+    return resize_image(image, size), frame.ids
+
+
+def reference_styles(model: torch.nn.Module, encoder: torch.nn.Module, image: np.ndarray,
+                     classes: set[int] | None = None) -> dict[int, np.ndarray]:
+    """The styles of a reference image ([H, W, 3] uint8): labelled as :func:`reference_labels` says, encoded by
+    the model's style encoder E and averaged per class.  Returns ``{class: vector}`` for the classes the image
+    shows (those in ``classes``, None: all)."""
+    from .media.tensors import uint8_to_model
+
+    rgb, ids = reference_labels(model, image)
+    styles = class_styles(encoder, uint8_to_model(rgb), ids)
     if classes is not None:
         styles = {c: v for c, v in styles.items() if c in classes}
         if not styles:
             raise GenerateError(f"the reference image shows none of the classes {sorted(classes)} (it shows "
-                                f"{sorted(np.unique(frame.ids).tolist())}): choose others or another image")
+                                f"{sorted(np.unique(ids).tolist())}): choose others or another image")
     return styles
 
 

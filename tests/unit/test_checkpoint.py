@@ -300,14 +300,14 @@ def test_training_frame_size_is_read_from_the_record_and_tolerates_none_or_damag
 
 
 def test_style_encoder_rides_along_checked_like_the_generator(tmp_path):
-    from v2v.model.checkpoint import STYLE_ENCODER_KEY, has_style_encoder, load_style_encoder
+    from v2v.model.checkpoint import STYLE_ENCODER_KEY, load_style_encoder
     from v2v.model.style import StyleEncoder
 
     model = make_model(CONFIGS["style"])
     torch.manual_seed(3)
     encoder = StyleEncoder(3, ngf=4, n_downsample=2).eval()
     path = save_generator(model, tmp_path / "s.safetensors", style_encoder=encoder)
-    assert has_style_encoder(path) and json.loads(read_metadata(path)[STYLE_ENCODER_KEY])["ngf"] == 4
+    assert json.loads(read_metadata(path)[STYLE_ENCODER_KEY])["ngf"] == 4
     loaded = load_generator(path)                              # the generator loads as before, E left aside
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
     again = load_style_encoder(path)
@@ -320,7 +320,7 @@ def test_style_encoder_rides_along_checked_like_the_generator(tmp_path):
     # metadata copied from a file with E does not make a file without it claim one
     copied = {k: v for k, v in read_metadata(path).items() if k not in checkpoint.RESERVED_KEYS}
     plain = save_generator(model, tmp_path / "plain.safetensors", extra_metadata=copied)
-    assert not has_style_encoder(plain) and load_generator(plain).cfg.style_nc == 3
+    assert STYLE_ENCODER_KEY not in read_metadata(plain) and load_generator(plain).cfg.style_nc == 3
     with pytest.raises(CheckpointError, match="carries no style encoder"):
         load_style_encoder(plain)
     with pytest.raises(ValueError, match="3-d styles but the generator takes style_nc=0"):

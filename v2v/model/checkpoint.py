@@ -419,11 +419,6 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     return model.to(device).eval()
 
 
-def has_style_encoder(path: str | os.PathLike) -> bool:
-    """Whether the file records a style encoder E (header only)."""
-    return STYLE_ENCODER_KEY in read_metadata(path)
-
-
 def load_style_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """The style encoder E a style model's file carries, on ``device`` in eval mode (validated like the
     generator); a CheckpointError naming the fix when the file has none."""
