@@ -4,7 +4,9 @@
     python bench/model_cost.py --size 1024x512 --scales 2
 
 The model is built on PyTorch's meta device, so the count is exact for our architecture and costs no
-memory.  FLOPs are torch.utils.flop_counter's count (2 per multiply-add) for one non-first frame.
+memory.  FLOPs are torch.utils.flop_counter's count (2 per multiply-add) for one non-first frame; operator
+calls are the aten operators that frame dispatches, views left out: each is at least one kernel launch on a
+GPU, so they set a floor on the time per frame that no FLOP count shows.
 Reference (official vid2vid, measured the same way): 2115 GFLOPs and 411 M parameters at 512x256.
 """
 from __future__ import annotations
@@ -13,21 +15,44 @@ import argparse
 import json
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from v2v.model.config import preset
 from v2v.model.generator import Vid2VidGenerator, count_parameters
 
 
+def _meta_frame(cfg, width: int, height: int):
+    """The generator and one non-first frame's inputs on the meta device (no memory, no weights)."""
+    with torch.device("meta"):
+        return (Vid2VidGenerator(cfg), torch.zeros(1, cfg.n_past + 1, cfg.input_nc, height, width),
+                torch.zeros(1, cfg.n_past, cfg.output_nc, height, width))
+
+
 def frame_flops(cfg, width: int, height: int) -> int:
     """FLOPs of one non-first frame of a generator config at ``width`` x ``height`` (counted on the meta device)."""
-    with torch.device("meta"):
-        model = Vid2VidGenerator(cfg)
-        sources = torch.zeros(1, cfg.n_past + 1, cfg.input_nc, height, width)
-        prev = torch.zeros(1, cfg.n_past, cfg.output_nc, height, width)
+    model, sources, prev = _meta_frame(cfg, width, height)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(sources, prev)
     return counter.get_total_flops()
+
+
+class _CountOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls += not func.is_view
+        return func(*args, **(kwargs or {}))
+
+
+def frame_ops(cfg, width: int, height: int) -> int:
+    """Aten operator calls (views left out) of one non-first frame, counted on the meta device."""
+    model, sources, prev = _meta_frame(cfg, width, height)
+    with _CountOps() as counter, torch.no_grad():
+        model(sources, prev)
+    return counter.calls
 
 
 def measure(preset_name: str, width: int, height: int, n_scales: int, foreground: bool) -> dict:
@@ -38,7 +63,7 @@ def measure(preset_name: str, width: int, height: int, n_scales: int, foreground
         params = count_parameters(Vid2VidGenerator(cfg))
     return {"preset": preset_name, "size": f"{width}x{height}", "n_scales": n_scales, "foreground": foreground,
             "gflops_per_frame": round(frame_flops(cfg, width, height) / 1e9, 1),
-            "params_millions": round(params / 1e6, 1)}
+            "params_millions": round(params / 1e6, 1), "operator_calls_per_frame": frame_ops(cfg, width, height)}
 
 
 def main() -> None:

@@ -185,6 +185,9 @@ def main(argv=None) -> int:
     ap.add_argument("--smoke", action="store_true", help="the smallest case of each part (checks the script)")
     ap.add_argument("--cli-frames", type=int, default=120, help="frames of each shipped model's CLI run")
     ap.add_argument("--parts", default="generator,layouts,cli,training", help="which parts, comma-separated")
+    ap.add_argument("--modes", default=None,
+                    help="generator precisions, comma-separated (default: every one of the device: cpu "
+                         "fp32,bf16; cuda fp32,tf32,bf16,bf16_cl)")
     ap.add_argument("--machine", default=None, help="machine name recorded (default: from the device)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
@@ -193,11 +196,14 @@ def main(argv=None) -> int:
             else f"{os.cpu_count()}-core CPU, {torch.get_num_threads()} threads")
     peaks = machine_peaks(a.device, a.smoke)
     cases = [("compact", 64, 32, 1)] if a.smoke else GENERATOR_CASES[a.device]
+    modes = a.modes.split(",") if a.modes else MODES[a.device][:1 if a.smoke else None]
+    if unknown := set(modes) - set(MODES[a.device]):
+        ap.error(f"--modes: {sorted(unknown)} not among {MODES[a.device]} on {a.device}")
     frames = dict(n_frames=2, warmup=1) if a.smoke else (dict(n_frames=30, warmup=6) if a.device == "cuda"
                                                          else dict(n_frames=6, warmup=2))
     report = {**run_context(a.machine or card, "bench/suite.py", argv), "machine": a.machine or card,
               "peaks_gflops": peaks,
-              "generator": generator_rows(a.device, cases, MODES[a.device][:1 if a.smoke else None], peaks, frames)
+              "generator": generator_rows(a.device, cases, modes, peaks, frames)
               if "generator" in parts else [],
               "layouts": layout_rows(a.smoke) if "layouts" in parts else [],
               "cli": cli_rows(a.smoke, a.cli_frames) if "cli" in parts else [],

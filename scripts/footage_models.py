@@ -226,7 +226,11 @@ def train(names: list[str], seconds: float, mixed_precision: str, device_note: s
             raise SystemExit(f"{name}: trainer exited with {proc.returncode}")
         losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
         shutil.copy(out / "model.safetensors", models / f"{name}.safetensors")
-        record = {"task": name, "steps": losses[-1]["step"] if losses else 0, "seconds": round(time.time() - t0),
+        steps_done = losses[-1]["step"] if losses else 0
+        batch = int(([kv.split("=", 1)[1] for kv in sets if kv.startswith("batch_size=")] or ["1"])[-1])
+        record = {"task": name, "steps": steps_done, **({"batch_size": batch, "clips": steps_done * batch}
+                                                        if batch > 1 else {}),
+                  "seconds": round(time.time() - t0),
                   "device": device_note, "mixed_precision": mixed_precision, "command": " ".join(cmd[1:])}
         (models / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
         print(json.dumps(record), flush=True)

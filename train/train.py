@@ -82,6 +82,14 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers
+def _workers_leave_stops_to_main(_worker_id: int) -> None:
+    """Data-loading workers ignore SIGINT / SIGTERM: the main process finishes its step and saves on them.  A
+    signal to the whole process group (Ctrl-C, ``timeout``, a cluster's time limit) would otherwise kill the
+    workers first (PyTorch's worker handler re-raises SIGTERM) and the run would crash instead of saving."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def batches_of_epoch(n_items: int, epoch: int, seed: int, batch_size: int, n_proc: int, rank: int) -> list[list[int]]:
     """This process's batches for ``epoch``: a seeded permutation cut into global batches of
     batch_size * n_proc items; process ``rank`` takes its slice of each (the last partial batch is dropped)."""
@@ -226,7 +234,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         batches = batches_of_epoch(len(train_ds), state.epoch, cfg.seed, cfg.batch_size,
                                    accelerator.num_processes, accelerator.process_index)
         loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches[state.batch_in_epoch:],
-                                             num_workers=cfg.num_workers)
+                                             num_workers=cfg.num_workers,
+                                             worker_init_fn=_workers_leave_stops_to_main)
         return iter(loader), len(batches)
 
     n_batches = 0

@@ -63,6 +63,52 @@ def test_tiny_run_learns_and_writes_a_loadable_model(toy, tmp_path):
     assert list((out / "samples").glob("*.png")) and list((out / "logs").rglob("events.out.tfevents*"))
 
 
+class _SlowItems(torch.utils.data.Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        time.sleep(0.2)
+        return i
+
+
+def test_loader_workers_survive_the_stop_signals_the_main_process_handles():
+    """The trainer's workers ignore SIGTERM/SIGINT; PyTorch's own worker handler dies of SIGTERM, and the main
+    process then fails its next fetch ("worker exited unexpectedly") instead of finishing its step and saving."""
+    from train.train import _workers_leave_stops_to_main
+
+    loader = torch.utils.data.DataLoader(_SlowItems(), num_workers=2, worker_init_fn=_workers_leave_stops_to_main)
+    it = iter(loader)
+    got = [int(next(it))]
+    for w in it._workers:
+        os.kill(w.pid, signal.SIGTERM)
+    got += [int(x) for x in it]
+    assert got == list(range(6))
+
+
+def test_a_signal_to_the_whole_process_group_stops_a_run_with_loader_workers_cleanly(toy, tmp_path):
+    """`timeout`, Ctrl-C and cluster time limits signal every process of the group, data workers included: the
+    run must still finish its step and save (before, the workers died first and the trainer crashed)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(TRAIN + ["--set", f"data.root={toy}", "--set", "max_steps=50", "--set", "num_workers=2",
+                                     "--set", "val_every=0", "--set", "sample_every=0", "--set", "save_every=0",
+                                     "--set", "log_with=null", "--out", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        f = out / "losses.jsonl"
+        if f.exists() and len(f.read_text().splitlines()) >= 2:
+            os.killpg(proc.pid, signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    text = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0 and "stopped by signal" in text, text[-3000:]
+    assert "killed by signal" not in text and "Traceback" not in text, text[-3000:]
+    latest = (out / "checkpoints" / "latest").read_text().strip()
+    assert json.loads((out / "checkpoints" / latest / "trainer.json").read_text())["step"] == len(losses(out))
+
+
 def test_interrupt_and_resume_continue_exactly(toy, tmp_path):
     common = ["--set", f"data.root={toy}", "--set", "max_steps=8", "--set", "decay_start=4",
               "--set", "val_every=0", "--set", "sample_every=0", "--set", "save_every=0", "--set", "log_with=null"]

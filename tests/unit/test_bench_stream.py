@@ -48,13 +48,14 @@ def test_cut_detector_smoke(tmp_path):
 
 def test_model_cost_runs_and_matches_the_readme():
     """bench/model_cost.py builds the network on the meta device (it crashed there once: autocast has no
-    meta backend); its default row is the README's 2018 GFLOPs and 388 M parameters."""
+    meta backend); its default row is the README's 2018 GFLOPs and 388 M parameters, and NOTES's operator calls."""
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "model_cost.py")], capture_output=True, text=True,
                           cwd=REPO, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     fg = next(r for r in rows if r["foreground"])
     assert (fg["gflops_per_frame"], fg["params_millions"]) == (2018.3, 387.7)
+    assert fg["operator_calls_per_frame"] == 482        # bench/NOTES.md: the per-frame floor on a GPU
 
 
 def test_train_throughput_smallest_configuration():

@@ -180,6 +180,34 @@ def draw_face_parts(landmarks: np.ndarray, shape: tuple[int, int], thickness: in
     return out
 
 
+def part_distance(part: np.ndarray, dist_scale: float) -> np.ndarray:
+    """A part's distance channel: distance to its line (uint8, 255 on it) over ``dist_scale``, clipped to 1."""
+    return np.clip(cv2.distanceTransform(255 - part, cv2.DIST_L2, 3) / dist_scale, 0.0, 1.0)
+
+
+def pack_face_sketch(chans: np.ndarray) -> np.ndarray:
+    """A face-sketch frame ``[1 + N_PARTS, H, W]`` as one uint16 image of bits: bit 0 the line channel, bit
+    k the pixels where distance channel k is 0 (part k's line).  ``unpack_face_sketch`` rebuilds the distances
+    from those lines, so the pair stores a dataset's sketches in ~1 % of the space (check with ``array_equal``)."""
+    bits = (chans[0] > 0).astype(np.uint16)
+    for k in range(1, chans.shape[0]):
+        bits |= (chans[k] == 0).astype(np.uint16) << k
+    return bits
+
+
+def unpack_face_sketch(bits: np.ndarray, n_channels: int = 1 + N_PARTS,
+                       dist_scale: float | None = None) -> np.ndarray:
+    """Inverse of ``pack_face_sketch`` (float32 ``[n_channels, H, W]``); a part without a line is far (1)."""
+    H, W = bits.shape
+    dist_scale = dist_scale or max(8.0, 0.15 * min(H, W))
+    chans = [(bits & 1).astype(np.float32)]
+    for k in range(1, n_channels):
+        part = (((bits >> k) & 1) * 255).astype(np.uint8)
+        chans.append(part_distance(part, dist_scale).astype(np.float32) if part.any()
+                     else np.ones((H, W), np.float32))
+    return np.stack(chans)
+
+
 def face_sketch_frame(rgb: np.ndarray, landmarks: np.ndarray | None, *, canny_outside: bool = True,
                       distance_transform: bool = True, dist_scale: float | None = None, sigma: float = 0.33,
                       thickness: int = 1) -> np.ndarray:
@@ -197,9 +225,7 @@ def face_sketch_frame(rgb: np.ndarray, landmarks: np.ndarray | None, *, canny_ou
         for p in parts:
             lines |= p
         if distance_transform:
-            for p in parts:
-                d = cv2.distanceTransform(255 - p, cv2.DIST_L2, 3)
-                dists.append(np.clip(d / dist_scale, 0.0, 1.0))
+            dists = [part_distance(p, dist_scale) for p in parts]
     elif distance_transform:
         dists = [np.ones((H, W), np.float32)] * N_PARTS
     if canny_outside:
