@@ -44,7 +44,9 @@ run_all() {
     [ -d .carry ] && $PY scripts/device_datasets.py unpack .carry --into .cache/datasets
     local pids=() names=() t sets start
     for t in $TASKS; do
-        sets=(--set "batch_size=$BATCH" --set "num_workers=$WORKERS" --set "n_frames_start=8")
+        # val_fraction 0: only the training split travels, and without val/ the trainer would hold out a clip of it
+        sets=(--set "batch_size=$BATCH" --set "num_workers=$WORKERS" --set "n_frames_start=8"
+              --set "data.val_fraction=0")
         start="the recipe's init_from (scripts/footage_models.py)"
         if [ -f "models/vid2vid/$t.safetensors" ]; then     # a shipped model of the task: continue it
             sets+=(--set "init_from=models/vid2vid/$t.safetensors"); start="the shipped models/vid2vid/$t.safetensors"

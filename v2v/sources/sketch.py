@@ -180,6 +180,11 @@ def draw_face_parts(landmarks: np.ndarray, shape: tuple[int, int], thickness: in
     return out
 
 
+def default_dist_scale(height: int, width: int) -> float:
+    """Distance (px) at which a distance channel reaches 1 (far): 15 % of the frame's short side, at least 8."""
+    return max(8.0, 0.15 * min(height, width))
+
+
 def part_distance(part: np.ndarray, dist_scale: float) -> np.ndarray:
     """A part's distance channel: distance to its line (uint8, 255 on it) over ``dist_scale``, clipped to 1."""
     return np.clip(cv2.distanceTransform(255 - part, cv2.DIST_L2, 3) / dist_scale, 0.0, 1.0)
@@ -199,7 +204,7 @@ def unpack_face_sketch(bits: np.ndarray, n_channels: int = 1 + N_PARTS,
                        dist_scale: float | None = None) -> np.ndarray:
     """Inverse of ``pack_face_sketch`` (float32 ``[n_channels, H, W]``); a part without a line is far (1)."""
     H, W = bits.shape
-    dist_scale = dist_scale or max(8.0, 0.15 * min(H, W))
+    dist_scale = dist_scale or default_dist_scale(H, W)
     chans = [(bits & 1).astype(np.float32)]
     for k in range(1, n_channels):
         part = (((bits >> k) & 1) * 255).astype(np.uint8)
@@ -216,7 +221,7 @@ def face_sketch_frame(rgb: np.ndarray, landmarks: np.ndarray | None, *, canny_ou
     Without landmarks the line channel holds only Canny edges and distance channels are 1 (far).
     """
     H, W = rgb.shape[:2]
-    dist_scale = dist_scale or max(8.0, 0.15 * min(H, W))
+    dist_scale = dist_scale or default_dist_scale(H, W)
     lines = np.zeros((H, W), dtype=np.uint8)
     dists = []
     have = landmarks is not None and np.isfinite(landmarks).all()
