@@ -19,15 +19,16 @@ loader resized them (v2v.media.resize: area/linear for RGB, nearest for label id
   frame t, occlusions masked; also reported for the real video itself (the floor of this measure) and for a
   "still" reference, the real first frame repeated (it has no flicker at all, only the error of ignoring
   motion);
-* ``--task face``: dlib 68 landmarks (``v2v.sources.sketch.DlibLandmarks``, the detector that made the sketches) are
-  re-extracted from our frames and from the real frames (the source sketches were drawn from the real
-  frames' landmarks): mean landmark distance in pixels, and the rate at which the detector finds a face in
-  our frames.
-* ``--task body``: people and their OpenPose-18 keypoints are re-extracted from our frames and from the real
-  frames (at the evaluation size) with the extractor that made the source skeletons (``v2v.sources.pose.pose_video``:
-  mediapipe on the whole frame plus moving-region crops, one-euro smoothing), people are matched per frame
-  (:func:`pose_following`), and we report the mean keypoint distance in pixels (joints confident in both) and
-  the share of the real frames' people found in ours.  Without mediapipe these fields are null, with the reason.
+* face-sketch datasets (``face``, ``faces``): dlib 68 landmarks (``v2v.sources.sketch.DlibLandmarks``, the detector
+  that made the sketches) are re-extracted from our frames and from the real frames (the source sketches were drawn
+  from the real frames' landmarks): mean landmark distance in pixels, and the rate at which the detector finds a face
+  in our frames.
+* pose datasets (``body``, ``bodies``): people and their OpenPose-18 keypoints are re-extracted from our frames and
+  from the real frames (at the evaluation size) with the extractor that made the source skeletons
+  (``v2v.sources.pose.pose_video``: mediapipe on the whole frame plus moving-region crops, one-euro smoothing), people
+  are matched per frame (:func:`pose_following`), and we report the mean keypoint distance in pixels (joints confident
+  in both) and the share of the real frames' people found in ours. Without mediapipe these fields are null, with the
+  reason.
 
 Policies: by default every frame is generated, the first one from nothing; ``--first-frame`` gives the real
 first frame (the paper's test mode), which the sampler returns unchanged, so it is left out of every metric
@@ -252,6 +253,14 @@ def image_scores(real: Sequence[np.ndarray], ours: Sequence[np.ndarray]) -> dict
     per_psnr = psnr(o, r)
     return {"psnr_db": float(per_psnr.mean()), "ssim": float(ssim(o, r).mean()),
             "psnr_per_frame": [round(float(v), 3) for v in per_psnr]}
+
+
+def auto_following(data_root: Path) -> str | None:
+    """The condition-following measure a dataset's sources call for, from the extractor its ``dataset.json``
+    records: ``"landmarks"`` for face sketches, ``"pose"`` for poses, else None."""
+    meta = data_root / "dataset.json"
+    extractor = (json.loads(meta.read_text()).get("source_recipe") or {}).get("extractor") if meta.exists() else None
+    return {"face_sketch": "landmarks", "pose": "pose"}.get(extractor)
 
 
 def landmark_following(real_landmarks: np.ndarray, ours: Sequence[np.ndarray],
@@ -569,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="generate frame 0 with this (per-frame) model and let every model continue from it "
                          "(official vid2vid's use_single_G test option); frame 0 is scored")
     ap.add_argument("--landmarks", choices=("auto", "on", "off"), default="auto",
-                    help="face condition following with dlib (auto: on for --task face or faces)")
+                    help="face condition following with dlib (auto: on when the dataset's sources are face sketches)")
     ap.add_argument("--real-video", type=Path, default=None,
                     help="take the real held-out frames from this video's last frames (e.g. .cache/data/vtest.avi, "
                          "as scripts/demo.py does) instead of the dataset's JPEG targets")
@@ -588,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="evaluate every sequence at the size it was prepared at (for models trained on clips of "
                          "several sizes, e.g. portrait and landscape)")
     ap.add_argument("--pose", choices=("auto", "on", "off"), default="auto",
-                    help="pose condition following with mediapipe (auto: on for --task body or bodies)")
+                    help="pose condition following with mediapipe (auto: on when the dataset's sources are poses)")
     ap.add_argument("--sources", choices=("dataset", "recipe"), default="dataset",
                     help="dataset: the held-out sources of the dataset; recipe: each model makes its own from the "
                          "real held-out frames with its recorded source recipe (as from a raw video), for models "
@@ -634,8 +643,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = [(n, load_generator(p, a.device)) for n, p in zip(names, a.models)]
     infos = [model_info(p, m) for p, (_, m) in zip(a.models, models)]
     baseline = pick_baseline(names, infos, a.baseline)
-    use_lm = a.landmarks == "on" or (a.landmarks == "auto" and a.task in ("face", "faces"))
-    use_pose = a.pose == "on" or (a.pose == "auto" and a.task in ("body", "bodies"))
+    auto = auto_following(data_root)
+    use_lm = a.landmarks == "on" or (a.landmarks == "auto" and auto == "landmarks")
+    use_pose = a.pose == "on" or (a.pose == "auto" and auto == "pose")
     if use_lm and use_pose:
         raise SystemExit("--landmarks and --pose exclude each other (one condition-following measure per run)")
     following = "landmarks" if use_lm else "pose" if use_pose else None

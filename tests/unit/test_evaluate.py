@@ -339,3 +339,16 @@ def test_sources_from_each_models_recipe(setup):
     assert len(frames) == N_FRAMES and frames[0].shape == seq.real[0].shape
     with pytest.raises(SystemExit, match="records no source recipe"):
         ev.heldout_source(load_generator(paths["full"]), seq, [0], from_recipe=True)
+
+
+def test_the_condition_following_measure_comes_from_the_datasets_recipe(tmp_path):
+    """--landmarks/--pose auto follow what the sources are (the extractor in dataset.json), not the dataset's name."""
+    def dataset(name, recipe):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dataset.json").write_text(json.dumps({"source_recipe": recipe} if recipe else {}))
+        return tmp_path / name
+
+    assert ev.auto_following(dataset("my_faces", {"extractor": "face_sketch", "params": {}})) == "landmarks"
+    assert ev.auto_following(dataset("dancers", {"extractor": "pose", "params": {}})) == "pose"
+    assert ev.auto_following(dataset("face", {"extractor": "pseudo_labels", "params": {}})) is None
+    assert ev.auto_following(dataset("old", None)) is None and ev.auto_following(tmp_path / "missing") is None
