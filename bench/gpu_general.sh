@@ -85,11 +85,14 @@ more() {  # more <seconds>: every run of TASKS resumed where it stopped, all at 
             timeout -s TERM "$secs" $PY $cmd --resume > "$RUNS/logs/${t}_more.log" 2>&1
             cp "$RUNS/$t/model.safetensors" "$OUT/${t}_more.safetensors"
             $PY - "$MODELS/$t.json" "$OUT/${t}_more.json" "$OUT/${t}_more.safetensors" "$secs" <<'PY'
-import json, sys
+import json, os, sys
 from v2v.model.checkpoint import read_metadata
 src, dst, model, secs = sys.argv[1:]
 r = json.load(open(src))
 step = json.loads(read_metadata(model)["v2v.train"])["step"]
+if step <= r["steps"]:          # stopped before it saved a step: nothing new to return
+    os.remove(model)
+    sys.exit(f"{r['task']}: no step saved beyond {r['steps']} in {secs} s; nothing returned")
 r.update(task=r["task"] + "_more", steps=step, seconds=r["seconds"] + int(secs),
          device=r["device"] + f"; then resumed for {secs} s more (--resume)", command=r["command"] + " --resume")
 if "batch_size" in r:
