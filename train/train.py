@@ -28,6 +28,7 @@ Outputs under ``out_dir``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -82,12 +83,33 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _workers_leave_stops_to_main(_worker_id: int) -> None:
     """Data-loading workers ignore SIGINT / SIGTERM: the main process finishes its step and saves on them.  A
     signal to the whole process group (Ctrl-C, ``timeout``, a cluster's time limit) would otherwise kill the
-    workers first (PyTorch's worker handler re-raises SIGTERM) and the run would crash instead of saving."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    workers first (PyTorch's worker handler re-raises SIGTERM) and the run would crash instead of saving.
+    They start with both blocked (``_stop_signals_blocked``); ignoring them drops one that came meanwhile."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked():
+    """SIGINT / SIGTERM held back while data workers are forked: a fork inherits the mask, so a signal to the
+    group during a worker's start-up waits for ``_workers_leave_stops_to_main`` instead of killing it; here it
+    is delivered when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):     # not POSIX: nothing to hold back
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def batches_of_epoch(n_items: int, epoch: int, seed: int, batch_size: int, n_proc: int, rank: int) -> list[list[int]]:
@@ -236,7 +258,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches[state.batch_in_epoch:],
                                              num_workers=cfg.num_workers,
                                              worker_init_fn=_workers_leave_stops_to_main)
-        return iter(loader), len(batches)
+        with _stop_signals_blocked():                 # the workers are forked here
+            return iter(loader), len(batches)
 
     n_batches = 0
     while state.step < cfg.max_steps:

@@ -86,6 +86,19 @@ def test_loader_workers_survive_the_stop_signals_the_main_process_handles():
     assert got == list(range(6))
 
 
+def test_loader_workers_survive_a_stop_signal_during_their_start_up():
+    """Workers are forked with SIGINT/SIGTERM blocked, so one that arrives before they ignore them is dropped,
+    not fatal (a group signal at an epoch's start, when the trainer forks new workers)."""
+    from train.train import _stop_signals_blocked, _workers_leave_stops_to_main
+
+    loader = torch.utils.data.DataLoader(_SlowItems(), num_workers=2, worker_init_fn=_workers_leave_stops_to_main)
+    with _stop_signals_blocked():
+        it = iter(loader)
+        for w in it._workers:                 # at once: before they can have run their init function
+            os.kill(w.pid, signal.SIGTERM)
+    assert [int(x) for x in it] == list(range(6))
+
+
 def test_a_signal_to_the_whole_process_group_stops_a_run_with_loader_workers_cleanly(toy, tmp_path):
     """`timeout`, Ctrl-C and cluster time limits signal every process of the group, data workers included: the
     run must still finish its step and save (before, the workers died first and the trainer crashed)."""
