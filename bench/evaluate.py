@@ -258,8 +258,7 @@ def image_scores(real: Sequence[np.ndarray], ours: Sequence[np.ndarray]) -> dict
 def auto_following(data_root: Path) -> str | None:
     """The condition-following measure a dataset's sources call for, from the extractor its ``dataset.json``
     records: ``"landmarks"`` for face sketches, ``"pose"`` for poses, else None."""
-    meta = data_root / "dataset.json"
-    extractor = (json.loads(meta.read_text()).get("source_recipe") or {}).get("extractor") if meta.exists() else None
+    extractor = (read_dataset_json(data_root).get("source_recipe") or {}).get("extractor")
     return {"face_sketch": "landmarks", "pose": "pose"}.get(extractor)
 
 

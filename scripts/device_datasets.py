@@ -25,13 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from train.data import read_dataset_json  # noqa: E402
 from v2v.sources.sketch import pack_face_sketch, unpack_face_sketch  # noqa: E402
 
 PACKED = ".sketch.png"      # suffix of a packed face-sketch frame
 
 
 def packs_sketches(dataset: Path) -> bool:
-    meta = json.loads((dataset / "dataset.json").read_text())
+    meta = read_dataset_json(dataset)
     return meta.get("source_kind") == "array" and meta.get("source_recipe", {}).get("extractor") == "face_sketch"
 
 
