@@ -110,7 +110,7 @@ PY
 
 mkdir -p "$OUT"
 case ${1:-train} in
-    train) run_all 2>&1 | grep --line-buffered -v "it/s\]$" | tee "$OUT/log.txt" ;;
+    train) run_all 2>&1 | sed -u '/it\/s\]$/d' | tee "$OUT/log.txt" ;;
     more) more "${2:?seconds}" ;;
     *) echo "usage: bench/gpu_general.sh [train | more <seconds>]" >&2; exit 2 ;;
 esac

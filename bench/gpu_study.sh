@@ -23,7 +23,7 @@ STEPS_STREET=${STEPS_STREET:-900} STEPS_FACE=${STEPS_FACE:-900} STEPS_BODY=${STE
 TRAIN_SECONDS=${TRAIN_SECONDS:-470}
 
 train_all() {
-    local py=python3 card
+    local py=${PY:-python3} card
     mkdir -p "$OUT" "$MODELS" .cache/datasets
     for f in .carry/*.tgz; do [ -f "$f" ] && tar xzf "$f" -C .cache/datasets; done
     card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
@@ -58,7 +58,7 @@ train_all() {
 }
 
 extend() {  # extend <task> <seconds>: resume that run with no clip limit, alone on the card, until SIGTERM
-    local name=$1 secs=$2 py=python3 cmd
+    local name=$1 secs=$2 py=${PY:-python3} cmd
     cmd=$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['command'])" "$MODELS/$name.json")
     # shellcheck disable=SC2086  # the recorded command is one line of plain words
     timeout -s TERM "$secs" $py $cmd --set max_steps=1000000 --set decay_start=1000000 --resume
@@ -95,8 +95,8 @@ evaluate_all() {
 }
 
 case $ACTION in
-    train) mkdir -p "$OUT"; train_all 2>&1 | grep --line-buffered -v "it/s\]$" | tee "$OUT/train.log" ;;
-    extend) extend "${2:?task}" "${3:?seconds}" 2>&1 | grep --line-buffered -v "it/s\]$" ;;
+    train) mkdir -p "$OUT"; train_all 2>&1 | sed -u '/it\/s\]$/d' | tee "$OUT/train.log" ;;
+    extend) extend "${2:?task}" "${3:?seconds}" 2>&1 | sed -u '/it\/s\]$/d' ;;
     evaluate) evaluate_all ;;
     *) echo "usage: bench/gpu_study.sh train|extend <task> <seconds>|evaluate" >&2; exit 2 ;;
 esac

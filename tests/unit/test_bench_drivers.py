@@ -1,0 +1,127 @@
+"""The bench/*.sh drivers run end to end in a sandbox copy of the repo, with a stand-in interpreter
+(tests/unit/_driver_stand_in.py) that parses every command with the real script's own parser and fakes only
+the training and the measuring: a renamed flag, an unknown task or trainer key, a model file that no step made,
+or a broken step of a driver's own shell or heredoc logic fails here instead of on a short GPU lease."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STAND_IN = Path(__file__).with_name("_driver_stand_in.py")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    """The repo's drivers and scripts copied (scripts find the repo root from their own resolved path, so a
+    link would write into the real repo), the packages linked, and empty stand-ins for the shipped models."""
+    root = tmp_path / "repo"
+    (root / "bench").mkdir(parents=True)
+    for f in (REPO / "bench").iterdir():
+        if f.is_file():
+            shutil.copy(f, root / "bench" / f.name)
+    shutil.copytree(REPO / "scripts", root / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("v2v", "train", "docs"):
+        (root / name).symlink_to(REPO / name)
+    (root / "models" / "vid2vid").mkdir(parents=True)
+    for f in (REPO / "models" / "vid2vid").glob("*.safetensors"):
+        (root / "models" / "vid2vid" / f.name).touch()
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    smi = fake_bin / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'Stand-in Card'\n")
+    smi.chmod(0o755)
+    return root
+
+
+def run_driver(root: Path, args: list[str], **env: str) -> list[dict]:
+    log = root / "stand_in.jsonl"
+    log.unlink(missing_ok=True)
+    full_env = {**os.environ, "PY": f"{sys.executable} {STAND_IN}", "STAND_IN_LOG": str(log),
+                "PATH": f"{root.parent / 'bin'}:{os.environ['PATH']}", **env}
+    proc = subprocess.run(["bash", *args], cwd=root, env=full_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert "FAILED" not in proc.stdout and "Traceback" not in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def calls(log: list[dict], script: str) -> list[dict]:
+    return [c for c in log if c["script"] == script]
+
+
+def test_cpu_study_trains_every_variant_then_evaluates_them(sandbox):
+    log = run_driver(sandbox, ["bench/cpu_study.sh"], TASKS="body street", MODELS="out/m", RUNS="out/r",
+                     RESULTS="out/results")
+    trained = [c["parsed"]["tasks"] for c in calls(log, "scripts/footage_models.py")]
+    assert trained == ["body,body_nodv,body_perframe",
+                       "street,street_realstart,street_maskreg_genonly,street_nomaskreg,street_perframe"]
+    results = sorted(p.name for p in (sandbox / "out" / "results").iterdir())
+    assert results == ["body.json", "body_first_frame.json", "street.json", "street_first_frame.json"]
+    first = [c for c in calls(log, "bench/evaluate.py") if c["parsed"]["first_frame"]]
+    assert len(first) == 2 and all(len(c["parsed"]["models"]) == len(c["parsed"]["names"]) for c in first)
+
+
+def test_cpu_study_names_an_unknown_task(sandbox):
+    proc = subprocess.run(["bash", "bench/cpu_study.sh"], cwd=sandbox, capture_output=True, text=True,
+                          env={**os.environ, "PY": f"{sys.executable} {STAND_IN}", "TASKS": "boat",
+                               "STAND_IN_LOG": str(sandbox / "log"), "RESULTS": "out/results"})
+    assert proc.returncode == 2 and "unknown task boat" in proc.stderr
+
+
+def test_gpu_study_trains_extends_and_evaluates(sandbox):
+    env = dict(OUT="out/card", MODELS="out/m", RUNS="out/r", RESULTS="out/results", TRAIN_SECONDS="5")
+    log = run_driver(sandbox, ["bench/gpu_study.sh", "train"], **env)
+    assert len(calls(log, "scripts/footage_models.py")) == 8
+    archives = sorted(p.name for p in (sandbox / "out" / "card").glob("models_*.tgz"))
+    assert archives == ["models_body.tgz", "models_face.tgz", "models_street.tgz", "models_street_ablations.tgz"]
+    run_driver(sandbox, ["bench/gpu_study.sh", "extend", "body", "60"], **env)
+    record = json.loads((sandbox / "out" / "m" / "body_long.json").read_text())
+    assert record["task"] == "body_long" and record["command"].endswith("--resume") and record["steps"] == 1501
+    log = run_driver(sandbox, ["bench/gpu_study.sh", "evaluate"], **env)
+    body = [c for c in calls(log, "bench/evaluate.py") if c["parsed"]["task"] == "body"]
+    assert [Path(m).stem for m in body[0]["parsed"]["models"]] == ["body", "body_long", "body_perframe"]
+    assert len(calls(log, "bench/evaluate.py")) == 6
+
+
+def test_run_gpu_measures_then_trains_in_its_sandbox(sandbox):
+    log = run_driver(sandbox, ["bench/run_gpu.sh"], OUT="out/card")
+    assert [c["script"] for c in log] == ["bench/gpu_bench.py", "bench/train_throughput.py",
+                                          "scripts/footage_models.py"]
+    assert calls(log, "scripts/footage_models.py")[0]["parsed"]["mixed_precision"] == "bf16"
+    assert (sandbox / "out" / "card" / "street.json").is_file()
+
+
+def test_gpu_general_trains_resumes_and_returns_only_new_steps(sandbox):
+    env = dict(OUT="out/card", MODELS="out/m", RUNS="out/r", TRAIN_SECONDS="5", TASKS="faces bodies",
+               EXTRA="data.load_size=[72,88] data.crop_size=[72,88]")
+    log = run_driver(sandbox, ["bench/gpu_general.sh"], **env)
+    train = {c["parsed"]["tasks"]: c["parsed"]["overrides"] for c in calls(log, "scripts/footage_models.py")}
+    assert sorted(train) == ["bodies", "faces"]                              # both at once, in the background
+    faces, bodies = train["faces"], train["bodies"]
+    assert "init_from=models/vid2vid/faces.safetensors" in faces             # a shipped model continues
+    assert not any(kv.startswith("init_from") for kv in bodies)              # no shipped one: the recipe's start
+    assert "data.val_fraction=0" in faces and "data.crop_size=[72,88]" in bodies
+    assert calls(log, "bench/suite.py")[0]["parsed"]["device"] == "cuda"
+    run_driver(sandbox, ["bench/gpu_general.sh", "more", "60"], **env)
+    more = json.loads((sandbox / "out" / "card" / "faces_more.json").read_text())
+    assert more["steps"] == 4 and more["command"].endswith("--resume")
+
+
+def test_evaluate_models_passes_each_row_its_model(sandbox, tmp_path):
+    script = ('source bench/evaluate_models.sh; evaluate face out_name "a:first row" "b:second, row" '
+              '-- --first-frame')
+    for name in ("a", "b"):
+        (sandbox / "out" / "m").mkdir(parents=True, exist_ok=True)
+        (sandbox / "out" / "m" / f"{name}.safetensors").touch()
+    log = run_driver(sandbox, ["-c", script], MODELS="out/m", RESULTS="out/results", MACHINE="here",
+                     PY=f"{sys.executable} {STAND_IN}")
+    (call,) = log
+    assert call["parsed"]["names"] == ["first row", "second, row"] and call["parsed"]["first_frame"]
+    assert call["parsed"]["models"] == ["out/m/a.safetensors", "out/m/b.safetensors"]
