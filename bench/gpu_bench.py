@@ -6,7 +6,9 @@
 For each (preset, resolution, scales) and precision it streams frames through ``StreamingSampler``
 (the code path the CLI and the ComfyUI node use) and reports frames per second after warm-up, plus
 peak GPU memory.  A long run checks that memory does not grow with video length.
-Precisions: fp32 (TF32 off), tf32 (TF32 matmul/conv), bf16 (autocast), bf16_cl (bf16 + channels_last).
+Precisions: fp32 (TF32 off), tf32 (TF32 matmul/conv), bf16 (autocast), bf16_cl (bf16 + channels_last); a mode
+ending in ``_compile`` (e.g. ``tf32_compile``) runs the sampler's compiled step (CUDA graphs on a card), its
+compile done in the warm-up frames.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def label_frames(n: int, h: int, w: int, device) -> list[torch.Tensor]:
 
 
 def set_precision(mode: str) -> None:
-    tf32 = mode == "tf32"
+    tf32 = mode.startswith("tf32")
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
 
@@ -58,9 +60,12 @@ def run_case(preset_name, w, h, n_scales, mode, n_frames=30, warmup=6, device="c
     set_precision(mode)
     with torch.device(device):  # build on the card: initialising 0.4 G parameters on the CPU takes seconds
         model = build(preset_name, n_scales)
-    if mode == "bf16_cl":
+    if mode.startswith("bf16_cl"):
         model = model.to(memory_format=torch.channels_last)
-    sampler = StreamingSampler(model, device=device, precision="fp32" if mode in ("fp32", "tf32") else "bf16")
+    compile = mode.endswith("_compile")
+    sampler = StreamingSampler(model, device=device, precision="bf16" if mode.startswith("bf16") else "fp32",
+                               compile=compile)
+    warmup = max(warmup, model.cfg.n_past + 3) if compile else warmup   # compile, then CUDA graph recording
     frames = label_frames(warmup + n_frames, h, w, device)
     for f in frames[:warmup]:
         sampler.step(f)

@@ -69,7 +69,7 @@ run_all() {
     if [ "$SUITE" = 1 ]; then
         echo "== speed suite (generator rows print as they come; cut at $SUITE_SECONDS s)"
         timeout "$SUITE_SECONDS" $PY bench/suite.py --device cuda --parts generator,training \
-            --modes "${SUITE_MODES:-fp32,tf32,bf16,bf16_cl}" --out "$OUT/suite.json"
+            --modes "${SUITE_MODES:-tf32,tf32_compile,bf16_compile}" --out "$OUT/suite.json"
     fi
     [ -n "$monitor" ] && kill "$monitor" 2>/dev/null
     ls -la "$OUT"

@@ -3,8 +3,8 @@
     python -m v2v generate --model M.safetensors --source <video | folder> --out out.mp4 \
         [--source-kind auto|video|labels|rgb|array] [--crop X,Y,W,H|face] [--resize off|model|WxH] \
         [--cuts detect|off] [--cut-frames 120,300] [--first-frame IMAGE_OR_VIDEO [--first-frame-index N]] \
-        [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16] [--fps F] [--seed S] \
-        [--stats stats.json] [--quiet]
+        [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--fps F] \
+        [--seed S] [--stats stats.json] [--quiet]
     python -m v2v predict --predictor P.safetensors --renderer R.safetensors --source <video | label folder> \
         --future N --out future.mp4 [--observed N] [--real VIDEO] [--maps-out maps.mp4] [--resize off|model|WxH]
     python -m v2v info --model M.safetensors
@@ -222,7 +222,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             result = generate_to_file(model, source, out, start=args.start_frame, max_frames=args.max_frames or 0,
                                       fps=args.fps or source.fps or DEFAULT_FPS, first_frame=first, device=args.device,
                                       precision=args.precision, seed=args.seed, style=style, shots=shots, stats=stats,
-                                      progress=lambda done, total: bar.update(1))
+                                      compile=args.compile, progress=lambda done, total: bar.update(1))
         except PartialOutput as e:
             _write_stats(args.stats, e.result.stats, source, partial=True)
             raise
@@ -361,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start-frame", type=int, default=0, metavar="N", help="first source frame to generate")
     gen.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:N)")
     gen.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    gen.add_argument("--compile", action="store_true",
+                     help="torch.compile the generator's step (CUDA graphs on a GPU); the first frames wait for "
+                          "the compiler, see README 'Measured' for when it pays")
     gen.add_argument("--max-frames", type=int, metavar="N")
     gen.add_argument("--fps", type=float, help="output frame rate (default: the source's, else 25)")
     gen.add_argument("--seed", type=int, default=0,

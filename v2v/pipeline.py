@@ -459,7 +459,8 @@ class Generated:
 def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max_frames: int = 0,
              first_frame: torch.Tensor | None = None, style: Any = None, device: str | torch.device = "cpu",
              precision: str = "fp32", seed: int = 0, shots: ShotOptions | None = ShotOptions(),
-             progress: Progress | None = None, stats: RunStats | None = None) -> Iterator[Generated]:
+             progress: Progress | None = None, stats: RunStats | None = None,
+             compile: bool = False) -> Iterator[Generated]:
     """Stream ``source`` (already :func:`prepare_source`'d, or made for this model) through ``model``: yields one
     :class:`Generated` per source frame of ``start .. start + max_frames - 1``.
 
@@ -477,8 +478,8 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
     check_generation_memory(model, (size[0] + pad.top + pad.bottom, size[1] + pad.left + pad.right), device, precision)
     try:
         sampler = StreamingSampler(model, device=device, precision=precision,
-                                   first_frame=None if real is None else pad.pad(real))
-    except ValueError as e:
+                                   first_frame=None if real is None else pad.pad(real), compile=compile)
+    except (ValueError, RuntimeError) as e:
         raise GenerateError(str(e)) from None
     stats = stats if stats is not None else RunStats()
     t0 = time.perf_counter()

@@ -21,9 +21,16 @@ In both cases the source history is padded by repeating the first source until L
 sources exist.  :meth:`StreamingSampler.reset` starts a new shot (or video) the same way.
 Returned frames stay on ``device`` (float32, ``[1, 3, H, W]``); move them yourself (``.cpu()``)
 if you need them elsewhere.
+
+``compile=True`` runs the steady-state step (history full, nothing forced) through ``torch.compile``: on CUDA in
+"reduce-overhead" mode, which replays the whole step as one CUDA graph instead of hundreds of kernel launches
+from Python; on a CPU through Inductor's C++ kernels (a C++ compiler is needed).  The first L frames of a shot
+take other paths through the network and stay eager, so one graph serves the stream.  The first compiled frame
+waits for the compiler (Inductor caches the result on disk, so a later run with the same model and size is quicker).
 """
 from __future__ import annotations
 
+import shutil
 from collections import deque
 
 import torch
@@ -46,10 +53,11 @@ class StreamingSampler:
             History and outputs are kept in float32 either way.
         first_frame: optional real frame(s) ``[3, H, W]`` or ``[k, 3, H, W]`` (k <= L) in [-1, 1]:
             see the module docstring.
+        compile: ``torch.compile`` the steady-state step (see the module docstring).
     """
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device = "cpu", precision: str = "fp32",
-                 first_frame: torch.Tensor | None = None) -> None:
+                 first_frame: torch.Tensor | None = None, compile: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = torch.device(device)
@@ -65,6 +73,7 @@ class StreamingSampler:
         self.frame_index = 0                                  # sources seen so far (in this shot)
         self._given = [] if first_frame is None else self._check_first_frame(first_frame)
         self._real: list[torch.Tensor] = list(self._given)    # real frames still to apply in this shot
+        self._steady = compiled_step(self.model, self.device) if compile else self.model
 
     def _check_first_frame(self, first: torch.Tensor) -> list[torch.Tensor]:
         first = first.unsqueeze(0) if first.dim() == 3 else first
@@ -109,9 +118,11 @@ class StreamingSampler:
                 else:
                     prev = self._window(self.outputs, None, L, self.outputs[0])
                     force = not self._real and t < L   # warm-up without a real frame
+                network = self.model if (prev is None or force) else self._steady
                 with self._autocast():        # the generator draws no random numbers: nothing to seed per frame
-                    out = self.model(sources, prev, style=styles, force_hallucinate=force)
-                frame = out.frame.float().clamp_(-1, 1)
+                    out = network(sources, prev, style=styles, force_hallucinate=force)
+                # out of place: a CUDA graph's outputs are overwritten by its next replay, and this frame is history
+                frame = out.frame.float().clamp(-1, 1)
         self.sources.append(src)
         if sty is not None:
             self.styles.append(sty)
@@ -127,3 +138,12 @@ class StreamingSampler:
         self.outputs.clear()
         self.frame_index = 0
         self._real = list(self._given) if first_frame else []
+
+
+def compiled_step(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` under ``torch.compile`` for a fixed frame shape: CUDA graphs on a GPU, C++ kernels on a CPU."""
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise RuntimeError("compile on a CPU needs a C++ compiler (g++ or clang++) on PATH, which was not found: "
+                           "install one (Debian/Ubuntu: apt install g++) or run without compile")
+    mode = "reduce-overhead" if device.type == "cuda" else None
+    return torch.compile(model, mode=mode, dynamic=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,16 @@ def test_suite_smallest_configuration(tmp_path):
     assert layout["model"] == "body" and layout["fast_gflops"] * 4 <= layout["small_gflops"] and layout["fast_ms"] > 0
     assert [r["frames"] for r in report["cli"]] == [12, 24] and all(r["fps_end_to_end"] > 0 for r in report["cli"])
     assert report["training"][0]["steps"] == 1 and "| shipped model, CLI |" in report["markdown"]
+
+
+def test_fast_path_smallest_configuration(tmp_path):
+    """bench/fast_path.py: eager, then the compiled step with a cold and a warm compiler cache, each in its own
+    process; the compiled steps agree with the eager network given the same history."""
+    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        pytest.skip("torch.compile on a CPU needs a C++ compiler")
+    report = run("fast_path.py", tmp_path)
+    assert [r["mode"] for r in report["rows"]] == ["eager", "compiled_cold", "compiled_warm"]
+    eager, cold, warm = report["rows"]
+    assert not eager["compile"] and cold["compile"] and warm["compile"]
+    assert cold["step_max_abs"] < 1e-3 and warm["step_max_abs"] < 1e-3 and all(r["fps"] > 0 for r in report["rows"])
+    assert "| tiny, 32x32 |" in report["markdown"]

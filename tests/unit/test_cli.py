@@ -386,3 +386,23 @@ def test_style_classes_and_reference_image(tmp_path, capsys):
     assert code == 2 and "carries no style encoder" in err
     code, err, _ = run("--style-classes", "3", name="y")
     assert code == 2 and "--style-classes [3] are not label ids" in err
+
+
+def test_generate_compile_reaches_the_sampler(tmp_path, rgb_model, sketch_folder, capsys, monkeypatch):
+    """--compile hands the model to v2v.sampler.compiled_step (the compile itself: tests/unit/test_sampler.py)."""
+    import v2v.sampler
+    compiled = []
+    monkeypatch.setattr(v2v.sampler, "compiled_step", lambda model, device: compiled.append(device) or model)
+    out = tmp_path / "out.mp4"
+    code, err = run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out, "--compile")
+    assert code == 0, err
+    assert [d.type for d in compiled] == ["cpu"] and "wrote 6 frames" in err
+
+
+def test_generate_compile_without_a_compiler_is_a_clear_error(tmp_path, rgb_model, sketch_folder, capsys,
+                                                              monkeypatch):
+    import shutil
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    out = tmp_path / "out.mp4"
+    code, err = run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out, "--compile")
+    assert code != 0 and "needs a C++ compiler" in err and "Traceback" not in err and not out.exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import shutil
 
 import psutil
 import pytest
@@ -216,3 +217,32 @@ def test_memory_is_flat_over_1000_frames():
           f"growth {growth_mb:+.2f} MiB")
     assert growth_mb < 20, f"memory grew by {growth_mb:.1f} MiB over 800 frames"
     assert len(sampler.sources) == len(sampler.outputs) == 2 and sampler.frame_index == 1000
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_the_eager_model_on_the_same_windows():
+    """compile=True: the steady-state step goes through torch.compile (C++ kernels here; CUDA graphs on a card);
+    each frame equals the eager network given the same history within float rounding, warm-up frames exactly."""
+    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        pytest.skip("torch.compile on a CPU needs a C++ compiler; without one the sampler says so (next test)")
+    model = make_model()
+    L = model.cfg.n_past
+    sources = make_sources(L + 4)
+    sampler = StreamingSampler(model, compile=True)
+    outputs = [sampler.step(s) for s in sources]
+    assert sampler._steady is not model
+    with torch.no_grad():
+        for t in range(len(sources)):
+            src = window(sources, t, L + 1, include_current=True)
+            prev = None if t == 0 else window(outputs, t, L, include_current=False)
+            expected = model(src, prev, force_hallucinate=t < L).frame.clamp(-1, 1)
+            if t < L:
+                assert torch.equal(outputs[t], expected), t
+            else:
+                torch.testing.assert_close(outputs[t], expected, atol=1e-4, rtol=0)
+
+
+def test_compile_without_a_compiler_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="needs a C\\+\\+ compiler .*apt install g\\+\\+.*without compile"):
+        StreamingSampler(make_model(), compile=True)
