@@ -4,6 +4,7 @@ every shipped model, in the CLI and in the node's file mode; frames per second e
     python bench/stream_memory.py                          # all tasks, both modes, 300 and 3,000 frames
     python bench/stream_memory.py --tasks face --lengths 100 400 --modes cli
     python bench/stream_memory.py --smoke                  # the smallest run (the test suite runs it)
+    python bench/stream_memory.py --modes cli --lengths 300 --compile   # the CLI with its compiled step
 
 Each run is a separate process whose resident memory (with its children: the mediapipe worker) is sampled
 every 0.1 s; the peak is reported.  The clips are real footage of at least 640x480, looped forward and
@@ -77,10 +78,11 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.1)
             "rss_samples": samples[:: max(1, len(samples) // 60)], "stderr_tail": tail}
 
 
-def cli_run(task: str, clip: Path, out: Path) -> dict:
+def cli_run(task: str, clip: Path, out: Path, compile: bool = False) -> dict:
     stats = out.with_suffix(".json")
     r = run_measured([sys.executable, "-m", "v2v", "generate", "--model", str(MODELS / f"{task}.safetensors"),
-                      "--source", str(clip), "--out", str(out), "--resize", "model", "--quiet", "--stats", str(stats)])
+                      "--source", str(clip), "--out", str(out), "--resize", "model", "--quiet", "--stats", str(stats),
+                      *(["--compile"] if compile else [])])
     if r["returncode"] == 0:
         s = json.loads(stats.read_text())
         r.update(frames=s["frames"], fps=s["fps"], sampler_fps=s["sampler_fps"], cuts=s["cuts"])
@@ -126,7 +128,8 @@ def markdown(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|"]
     for r in rows:
         sampler = f"{r['sampler_fps']:.2f}" if "sampler_fps" in r else "-"
-        lines.append(f"| {r['task']} | {r['mode']} | {r['frames_requested']:,} | {r['peak_mb']:.0f} | "
+        mode = r["mode"] + (" --compile" if r.get("compile") else "")
+        lines.append(f"| {r['task']} | {mode} | {r['frames_requested']:,} | {r['peak_mb']:.0f} | "
                      f"{r.get('fps', float('nan')):.2f} | {sampler} |")
     growth = []
     for task in dict.fromkeys(r["task"] for r in rows):
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="the smallest run: face on the committed carphone clip, "
                                                          "12 and 24 frames, both modes")
     ap.add_argument("--out", type=Path, default=None, help="JSON report (default: none)")
+    ap.add_argument("--compile", action="store_true",
+                    help="CLI runs with --compile (the compiler's wait, cold or warm cache, is in the timing)")
     ap.add_argument("--machine", default=f"{os.cpu_count()}-core CPU")
     a = ap.parse_args(argv)
     if a.action == "node-run":
@@ -164,10 +169,11 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in a.modes:
                     out = Path(tmp) / mode / f"{task}_{n}.mp4"
                     out.parent.mkdir(exist_ok=True)
-                    r = (cli_run if mode == "cli" else node_run)(task, clip, out)
+                    r = cli_run(task, clip, out, a.compile) if mode == "cli" else node_run(task, clip, out)
                     if r["returncode"] != 0:
                         raise SystemExit(f"{task} {mode} {n}: exit {r['returncode']}: {r['stderr_tail']}")
-                    r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)")
+                    r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)",
+                             compile=a.compile and mode == "cli")
                     rows.append(r)
                     print(json.dumps({k: v for k, v in r.items() if k != "rss_samples"}), flush=True)
     table = markdown(rows)

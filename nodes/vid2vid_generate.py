@@ -99,7 +99,7 @@ def save_previews(preview: torch.Tensor, stem: str) -> list[dict]:
 
 def run_generate(source, model_name="", output="video_file", seed=0, device="auto", precision="fp32", start_frame=0,
                  max_frames=0, filename_prefix="vid2vid/vid2vid", first_frame=None, style=None, model_path="",
-                 resize="off", shot_cuts="detect", cut_frames="", available_ram=None):
+                 resize="off", shot_cuts="detect", cut_frames="", compile=False, available_ram=None):
     """Everything the node does, callable without ComfyUI: ``(images, video_path, ui)``."""
     if output not in OUTPUTS:
         raise GenerateError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -113,7 +113,7 @@ def run_generate(source, model_name="", output="video_file", seed=0, device="aut
     if advice:
         log.warning("Vid2VidGenerate: %s", advice)
     common = dict(start=start_frame, max_frames=max_frames, first_frame=first_frame, style=style, device=dev,
-                  precision=precision, seed=seed, shots=shots, progress=progress(len(frames)))
+                  precision=precision, seed=seed, shots=shots, progress=progress(len(frames)), compile=compile)
     if output == "images":
         images = generate_images(model, source, available=available_ram, **common)
         return images.to(output_device()), "", {}
@@ -169,6 +169,10 @@ class Vid2VidGenerate(models.ModelFileNode):
                                                   "tooltip": "restart the history at shot changes of the source"}),
                 "cut_frames": ("STRING", {"default": "", "tooltip": "frames where a new shot starts, e.g. 120, 300 "
                                           "(added to the detected ones)"}),
+                "compile": ("BOOLEAN", {"default": False,
+                                        "tooltip": "torch.compile the step (CUDA graphs on a GPU): faster long "
+                                                   "videos; the first frames wait for the compiler (cached "
+                                                   "after the first run)"}),
             },
         }
 

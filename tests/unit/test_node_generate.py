@@ -291,6 +291,24 @@ def test_shot_cuts_restart_the_history(model_dir):
         run_generate(source, "tiny.safetensors", "images", device="cpu", cut_frames="3, x")
 
 
+def test_compile_runs_the_steady_frames_through_the_compiled_step(model_dir, monkeypatch):
+    """The node's compile input reaches the sampler: frames L.. go through v2v.sampler.compiled_step's network
+    (here a counting stand-in; the real compile: tests/unit/test_sampler.py), the output is unchanged."""
+    import v2v.sampler
+    save_model(model_dir)
+    calls = []
+
+    def counting(model, device):
+        return lambda *args, **kwargs: calls.append(device.type) or model(*args, **kwargs)
+
+    monkeypatch.setattr(v2v.sampler, "compiled_step", counting)
+    source = rgb_source(6)
+    compiled = run_generate(source, "tiny.safetensors", "images", device="cpu", shot_cuts="off", compile=True)[0]
+    plain = run_generate(source, "tiny.safetensors", "images", device="cpu", shot_cuts="off")[0]
+    L = GeneratorConfig(**{"input_nc": 3, **TINY}).n_past
+    assert torch.equal(compiled, plain) and calls == ["cpu"] * (6 - L)
+
+
 def test_seed_draws_the_style_of_a_style_model_and_nothing_else(model_dir):
     """With a style model and no V2V_STYLE connected, the seed draws every instance's style from the model's
     mixtures: same seed, same video; another seed, another video.  Models without a style input ignore it."""
