@@ -26,6 +26,8 @@ WORKERS=${WORKERS:-6}
 MP=${MP:-bf16}
 SUITE=${SUITE:-1}                 # 0: no speed suite (CPU dry run)
 SUITE_SECONDS=${SUITE_SECONDS:-110}
+FAST_PATH=${FAST_PATH:-0}         # 1: bench/fast_path.py on the card after the suite (three models, ~5 minutes)
+FAST_PATH_SECONDS=${FAST_PATH_SECONDS:-300}
 MODELS=${MODELS:-out/gpu_general/models}
 RUNS=${RUNS:-out/gpu_general/runs}
 EXTRA=${EXTRA:-}                  # more trainer overrides, "key=value ..." (dry run: a smaller frame size)
@@ -70,6 +72,10 @@ run_all() {
         echo "== speed suite (generator rows print as they come; cut at $SUITE_SECONDS s)"
         timeout "$SUITE_SECONDS" $PY bench/suite.py --device cuda --parts generator,training \
             --modes "${SUITE_MODES:-tf32,tf32_compile,bf16_compile}" --out "$OUT/suite.json"
+    fi
+    if [ "$FAST_PATH" = 1 ]; then
+        echo "== the compiled step per shipped model (cut at $FAST_PATH_SECONDS s)"
+        timeout "$FAST_PATH_SECONDS" $PY bench/fast_path.py --device cuda --out "$OUT/fast_path.json"
     fi
     [ -n "$monitor" ] && kill "$monitor" 2>/dev/null
     ls -la "$OUT"

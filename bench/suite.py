@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default="generator,layouts,cli,training", help="which parts, comma-separated")
     ap.add_argument("--modes", default=None,
                     help="generator precisions, comma-separated (default: every one of the device: cpu "
-                         "fp32,bf16; cuda fp32,tf32,bf16,bf16_cl)")
+                         "fp32,bf16; cuda fp32,tf32,bf16,bf16_cl,tf32_compile,bf16_compile)")
     ap.add_argument("--machine", default=None, help="machine name recorded (default: from the device)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)

@@ -100,7 +100,7 @@ def test_run_gpu_measures_then_trains_in_its_sandbox(sandbox):
 
 def test_gpu_general_trains_resumes_and_returns_only_new_steps(sandbox):
     env = dict(OUT="out/card", MODELS="out/m", RUNS="out/r", TRAIN_SECONDS="5", TASKS="faces bodies",
-               EXTRA="data.load_size=[72,88] data.crop_size=[72,88]")
+               EXTRA="data.load_size=[72,88] data.crop_size=[72,88]", FAST_PATH="1")
     log = run_driver(sandbox, ["bench/gpu_general.sh"], **env)
     train = {c["parsed"]["tasks"]: c["parsed"]["overrides"] for c in calls(log, "scripts/footage_models.py")}
     assert sorted(train) == ["bodies", "faces"]                              # both at once, in the background
@@ -108,7 +108,8 @@ def test_gpu_general_trains_resumes_and_returns_only_new_steps(sandbox):
     assert "init_from=models/vid2vid/faces.safetensors" in faces             # a shipped model continues
     assert not any(kv.startswith("init_from") for kv in bodies)              # no shipped one: the recipe's start
     assert "data.val_fraction=0" in faces and "data.crop_size=[72,88]" in bodies
-    assert calls(log, "bench/suite.py")[0]["parsed"]["device"] == "cuda"
+    assert calls(log, "bench/suite.py")[0]["parsed"]["modes"] == "tf32,tf32_compile,bf16_compile"
+    assert calls(log, "bench/fast_path.py")[0]["parsed"]["device"] == "cuda"
     run_driver(sandbox, ["bench/gpu_general.sh", "more", "60"], **env)
     more = json.loads((sandbox / "out" / "card" / "faces_more.json").read_text())
     assert more["steps"] == 4 and more["command"].endswith("--resume")
