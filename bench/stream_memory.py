@@ -5,6 +5,8 @@ every shipped model, in the CLI and in the node's file mode; frames per second e
     python bench/stream_memory.py --tasks face --lengths 100 400 --modes cli
     python bench/stream_memory.py --smoke                  # the smallest run (the test suite runs it)
     python bench/stream_memory.py --modes cli --lengths 300 --compile   # the CLI with its compiled step
+    python bench/stream_memory.py --modes cli --lengths 300 --read-ahead 0 2 --repeats 2   # reading the source
+                                                           #   ahead or not, alternating, in one call
 
 Each run is a separate process whose resident memory (with its children: the mediapipe worker) is sampled
 every 0.1 s; the peak is reported.  The clips are real footage of at least 640x480, looped forward and
@@ -78,11 +80,12 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.1)
             "rss_samples": samples[:: max(1, len(samples) // 60)], "stderr_tail": tail}
 
 
-def cli_run(task: str, clip: Path, out: Path, compile: bool = False) -> dict:
+def cli_run(task: str, clip: Path, out: Path, compile: bool = False, read_ahead: int | None = None) -> dict:
     stats = out.with_suffix(".json")
     r = run_measured([sys.executable, "-m", "v2v", "generate", "--model", str(MODELS / f"{task}.safetensors"),
                       "--source", str(clip), "--out", str(out), "--resize", "model", "--quiet", "--stats", str(stats),
-                      *(["--compile"] if compile else [])])
+                      *(["--compile"] if compile else []),
+                      *(["--read-ahead", str(read_ahead)] if read_ahead is not None else [])])
     if r["returncode"] == 0:
         s = json.loads(stats.read_text())
         r.update(frames=s["frames"], fps=s["fps"], sampler_fps=s["sampler_fps"], cuts=s["cuts"])
@@ -123,19 +126,25 @@ def node_main(task: str, clip: Path) -> int:
 
 
 # ---- the report -------------------------------------------------------------------------------------------
+def run_label(r: dict) -> str:
+    return (r["mode"] + (" --compile" if r.get("compile") else "")
+            + (f" --read-ahead {r['read_ahead']}" if r.get("read_ahead") is not None else ""))
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| task | mode | frames | peak resident MB | frames/s end to end | frames/s in the generator |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         sampler = f"{r['sampler_fps']:.2f}" if "sampler_fps" in r else "-"
-        mode = r["mode"] + (" --compile" if r.get("compile") else "")
+        mode = run_label(r)
         lines.append(f"| {r['task']} | {mode} | {r['frames_requested']:,} | {r['peak_mb']:.0f} | "
                      f"{r.get('fps', float('nan')):.2f} | {sampler} |")
     growth = []
     for task in dict.fromkeys(r["task"] for r in rows):
-        for mode in dict.fromkeys(r["mode"] for r in rows):
-            runs = sorted((r for r in rows if r["task"] == task and r["mode"] == mode), key=lambda r: r["frames_requested"])
-            if len(runs) >= 2:
+        for mode in dict.fromkeys(run_label(r) for r in rows):
+            runs = sorted((r for r in rows if r["task"] == task and run_label(r) == mode),
+                          key=lambda r: r["frames_requested"])
+            if len(runs) >= 2 and runs[0]["frames_requested"] != runs[-1]["frames_requested"]:
                 growth.append(f"{task} {mode}: {runs[-1]['peak_mb'] / runs[0]['peak_mb'] - 1:+.1%} from "
                               f"{runs[0]['frames_requested']:,} to {runs[-1]['frames_requested']:,} frames")
     return "\n".join(lines) + ("\n\npeak growth: " + "; ".join(growth) if growth else "")
@@ -154,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="JSON report (default: none)")
     ap.add_argument("--compile", action="store_true",
                     help="CLI runs with --compile (the compiler's wait, cold or warm cache, is in the timing)")
+    ap.add_argument("--read-ahead", nargs="+", type=int, default=[None], metavar="N",
+                    help="CLI runs with --read-ahead N, each value in turn on the same clip (default: the CLI's own)")
+    ap.add_argument("--repeats", type=int, default=1, help="run every configuration this many times, alternating")
     ap.add_argument("--machine", default=f"{os.cpu_count()}-core CPU")
     a = ap.parse_args(argv)
     if a.action == "node-run":
@@ -166,16 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         for task, clip_path in clips.items():
             for n in a.lengths:
                 clip = looped_clip(clip_path or sample_clip(TASKS[task]), n)
-                for mode in a.modes:
-                    out = Path(tmp) / mode / f"{task}_{n}.mp4"
-                    out.parent.mkdir(exist_ok=True)
-                    r = cli_run(task, clip, out, a.compile) if mode == "cli" else node_run(task, clip, out)
-                    if r["returncode"] != 0:
-                        raise SystemExit(f"{task} {mode} {n}: exit {r['returncode']}: {r['stderr_tail']}")
-                    r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)",
-                             compile=a.compile and mode == "cli")
-                    rows.append(r)
-                    print(json.dumps({k: v for k, v in r.items() if k != "rss_samples"}), flush=True)
+                configs = [(mode, ahead) for mode in a.modes for ahead in (a.read_ahead if mode == "cli" else [None])]
+                for repeat in range(a.repeats):
+                    for mode, ahead in configs:
+                        out = Path(tmp) / mode / f"{task}_{n}.mp4"
+                        out.parent.mkdir(exist_ok=True)
+                        r = cli_run(task, clip, out, a.compile, ahead) if mode == "cli" else node_run(task, clip, out)
+                        if r["returncode"] != 0:
+                            raise SystemExit(f"{task} {mode} {n}: exit {r['returncode']}: {r['stderr_tail']}")
+                        r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)",
+                                 compile=a.compile and mode == "cli", read_ahead=ahead, repeat=repeat)
+                        rows.append(r)
+                        print(json.dumps({k: v for k, v in r.items() if k != "rss_samples"}), flush=True)
     table = markdown(rows)
     print(table)
     if a.out:

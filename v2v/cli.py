@@ -4,7 +4,7 @@
         [--source-kind auto|video|labels|rgb|array] [--crop X,Y,W,H|face] [--resize off|model|WxH] \
         [--cuts detect|off] [--cut-frames 120,300] [--first-frame IMAGE_OR_VIDEO [--first-frame-index N]] \
         [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--fps F] \
-        [--seed S] [--stats stats.json] [--quiet]
+        [--read-ahead N] [--seed S] [--stats stats.json] [--quiet]
     python -m v2v predict --predictor P.safetensors --renderer R.safetensors --source <video | label folder> \
         --future N --out future.mp4 [--observed N] [--real VIDEO] [--maps-out maps.mp4] [--resize off|model|WxH]
     python -m v2v info --model M.safetensors
@@ -31,6 +31,7 @@ from .model.checkpoint import load_generator, read_config, read_metadata, traini
 from .media.resize import parse_crop
 from .media.tensors import uint8_to_image
 from .media.video_io import IMAGE_EXTENSIONS, read_frames
+from .prefetch import READ_AHEAD
 
 SOURCE_KINDS = ("auto", "video", "labels", "rgb", "array")
 DEFAULT_FPS = 25.0
@@ -132,6 +133,16 @@ def _crop_arg(text: str):
     return "face" if text == "face" else parse_crop(text)
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"takes a whole number >= 0, got {text!r}")
+    return value
+
+
 def _resize_arg(text: str):
     if text in ("off", "model"):
         return text
@@ -222,7 +233,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             result = generate_to_file(model, source, out, start=args.start_frame, max_frames=args.max_frames or 0,
                                       fps=args.fps or source.fps or DEFAULT_FPS, first_frame=first, device=args.device,
                                       precision=args.precision, seed=args.seed, style=style, shots=shots, stats=stats,
-                                      compile=args.compile, progress=lambda done, total: bar.update(1))
+                                      compile=args.compile, read_ahead=args.read_ahead,
+                                      progress=lambda done, total: bar.update(1))
         except PartialOutput as e:
             _write_stats(args.stats, e.result.stats, source, partial=True)
             raise
@@ -364,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--compile", action="store_true",
                      help="torch.compile the generator's step (CUDA graphs on a GPU); the first frames wait for "
                           "the compiler, see README 'Measured' for when it pays")
+    gen.add_argument("--read-ahead", type=_non_negative, default=READ_AHEAD, metavar="N",
+                     help=f"source frames decoded and extracted ahead in a second thread while the network works "
+                          f"(default {READ_AHEAD}; 0: one after the other)")
     gen.add_argument("--max-frames", type=int, metavar="N")
     gen.add_argument("--fps", type=float, help="output frame rate (default: the source's, else 25)")
     gen.add_argument("--seed", type=int, default=0,

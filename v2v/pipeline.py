@@ -7,7 +7,8 @@ validation all run :func:`generate`:
         --> crop back --> frames out (a file, an IMAGE batch, a metric)
 
 one frame at a time: decoding, extraction, generation and encoding each keep only the state they need,
-so memory does not grow with the video's length.
+so memory does not grow with the video's length.  Decoding and extraction run a few frames ahead in a
+second thread (:mod:`v2v.prefetch`), so they overlap the network instead of taking turns with it.
 
 * :func:`prepare_source` checks a source against a model once, up front, and says what to change: the
   model's source recipe (:mod:`v2v.sources.recipe`; pseudo-labels are re-made with the model's label
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from .media.resize import fit_area
 from .media.tensors import model_to_uint8
 from .media.video_io import VideoError, VideoWriter
 from .model.style import StyleError, StylePlan, class_styles, read_style_mixtures
+from .prefetch import READ_AHEAD, read_ahead as read_ahead_of
 from .sampler import StreamingSampler
 from .sources.base import ShotOptions, SourceError, SourceFrame, SourceVideo
 
@@ -460,14 +463,15 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
              first_frame: torch.Tensor | None = None, style: Any = None, device: str | torch.device = "cpu",
              precision: str = "fp32", seed: int = 0, shots: ShotOptions | None = ShotOptions(),
              progress: Progress | None = None, stats: RunStats | None = None,
-             compile: bool = False) -> Iterator[Generated]:
+             compile: bool = False, read_ahead: int = READ_AHEAD) -> Iterator[Generated]:
     """Stream ``source`` (already :func:`prepare_source`'d, or made for this model) through ``model``: yields one
     :class:`Generated` per source frame of ``start .. start + max_frames - 1``.
 
     ``first_frame``: real frame(s) as an IMAGE ``[k, H, W, 3]`` (the first shot starts from them).  ``style``: see
     ``_style_getter``; ``seed`` draws the styles of a style model given none.  ``shots``: where history restarts
     (None: never).  ``progress(done, total)`` runs after each frame and may raise to
-    stop (ComfyUI's interrupt).  ``stats`` collects the timings."""
+    stop (ComfyUI's interrupt).  ``stats`` collects the timings.  ``read_ahead``: source frames decoded and
+    extracted ahead in a second thread while the network works (0: one after the other, in this thread)."""
     cfg = model.cfg
     frames = frame_range(source, start, max_frames)
     check_channels(cfg, source)
@@ -483,33 +487,37 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
         raise GenerateError(str(e)) from None
     stats = stats if stats is not None else RunStats()
     t0 = time.perf_counter()
-    for done, f in enumerate(source.frames(frames.start, frames.stop, shots=shots or ShotOptions(detect=False)),
-                             start=1):
-        if f.cut:
-            sampler.reset(first_frame=False)
-            stats.cuts.append(f.index)
-        sty = styles(f)
-        ts = time.perf_counter()
-        try:
-            out = sampler.step(pad.pad(f.tensor), style=None if sty is None else pad.pad(sty))
-        except torch.OutOfMemoryError as e:                 # the estimate is a lower bound: the rest lands here
-            raise GenerateError(f"out of {torch.device(device).type.upper()} memory at frame {f.index} "
-                                f"({size[1]}x{size[0]}): generate at a smaller size or crop the video") from e
-        except RuntimeError as e:
-            if "allocate" not in str(e):
-                raise
-            raise GenerateError(f"out of memory at frame {f.index} ({size[1]}x{size[0]}): generate at a smaller "
-                                "size or crop the video") from None
-        if not bool(torch.isfinite(out).all()):   # also waits for the GPU, so the timing below is true
-            raise GenerateError(
-                f"the generator produced NaN/inf at frame {f.index}: the model's weights are broken (a diverged "
-                f"training run){' or bf16 overflowed: try precision fp32' if precision == 'bf16' else ''}")
-        stats.sampler_seconds += time.perf_counter() - ts
-        stats.frames += 1
-        stats.seconds = time.perf_counter() - t0
-        yield Generated(f.index, pad.crop(out[0]), f.cut)
-        if progress is not None:
-            progress(done, len(frames))
+    stream = read_ahead_of(source.frames(frames.start, frames.stop, shots=shots or ShotOptions(detect=False)),
+                           read_ahead)
+    try:
+        for done, f in enumerate(stream, start=1):
+            if f.cut:
+                sampler.reset(first_frame=False)
+                stats.cuts.append(f.index)
+            sty = styles(f)
+            ts = time.perf_counter()
+            try:
+                out = sampler.step(pad.pad(f.tensor), style=None if sty is None else pad.pad(sty))
+            except torch.OutOfMemoryError as e:                 # the estimate is a lower bound: the rest lands here
+                raise GenerateError(f"out of {torch.device(device).type.upper()} memory at frame {f.index} "
+                                    f"({size[1]}x{size[0]}): generate at a smaller size or crop the video") from e
+            except RuntimeError as e:
+                if "allocate" not in str(e):
+                    raise
+                raise GenerateError(f"out of memory at frame {f.index} ({size[1]}x{size[0]}): generate at a smaller "
+                                    "size or crop the video") from None
+            if not bool(torch.isfinite(out).all()):   # also waits for the GPU, so the timing below is true
+                raise GenerateError(
+                    f"the generator produced NaN/inf at frame {f.index}: the model's weights are broken (a diverged "
+                    f"training run){' or bf16 overflowed: try precision fp32' if precision == 'bf16' else ''}")
+            stats.sampler_seconds += time.perf_counter() - ts
+            stats.frames += 1
+            stats.seconds = time.perf_counter() - t0
+            yield Generated(f.index, pad.crop(out[0]), f.cut)
+            if progress is not None:
+                progress(done, len(frames))
+    finally:   # now, not when collected (a traceback can hold this frame): stops the thread, frees the extractor
+        stream.close()
     stats.seconds = time.perf_counter() - t0
 
 
@@ -520,8 +528,9 @@ def generate_images(model: torch.nn.Module, source: SourceVideo, *, start: int =
     check_channels(model.cfg, source)
     check_ram(len(frames), int(source.height), int(source.width), available=available)
     out = torch.empty((len(frames), int(source.height), int(source.width), 3), dtype=torch.float32)
-    for i, g in enumerate(generate(model, source, start=start, max_frames=max_frames, **kwargs)):
-        out[i] = g.frame.detach().float().clamp(-1, 1).add(1).mul(0.5).permute(1, 2, 0).cpu()
+    with closing(generate(model, source, start=start, max_frames=max_frames, **kwargs)) as generated:
+        for i, g in enumerate(generated):
+            out[i] = g.frame.detach().float().clamp(-1, 1).add(1).mul(0.5).permute(1, 2, 0).cpu()
     return out
 
 
@@ -570,11 +579,13 @@ def generate_to_file(model: torch.nn.Module, source: SourceVideo, path: str | Pa
     failure = None
     with VideoWriter(path, fps=fps, crf=crf) as writer:
         try:
-            for i, g in enumerate(generate(model, source, start=start, max_frames=max_frames, stats=stats, **kwargs)):
-                rgb = model_to_uint8(g.frame)
-                writer.write(rgb)
-                if i in keep:
-                    kept.append(torch.from_numpy(rgb).float().div_(255.0))
+            with closing(generate(model, source, start=start, max_frames=max_frames, stats=stats,
+                                  **kwargs)) as generated:
+                for i, g in enumerate(generated):
+                    rgb = model_to_uint8(g.frame)
+                    writer.write(rgb)
+                    if i in keep:
+                        kept.append(torch.from_numpy(rgb).float().div_(255.0))
         except (SourceError, VideoError) as e:
             if writer.count == 0:
                 raise GenerateError(str(e)) from None

@@ -14,9 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def run(script: str, tmp_path: Path) -> dict:
+def run(script: str, tmp_path: Path, *extra: str) -> dict:
     out = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--smoke", "--out", str(out)],
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--smoke", "--out", str(out), *extra],
                           capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
@@ -29,6 +29,13 @@ def test_stream_memory_smoke(tmp_path):
     assert {(r["mode"], r["frames_requested"]) for r in runs} == {("cli", 12), ("cli", 24), ("node", 12), ("node", 24)}
     assert all(r["frames"] == r["frames_requested"] and r["peak_mb"] > 50 for r in runs)
     assert all(r["sampler_fps"] >= r["fps"] > 0 for r in runs if r["mode"] == "cli")
+
+
+def test_stream_memory_read_ahead_pairs(tmp_path):
+    pytest.importorskip("dlib")
+    runs = run("stream_memory.py", tmp_path, "--modes", "cli", "--read-ahead", "0", "2")["runs"]
+    assert [(r["frames_requested"], r["read_ahead"]) for r in runs] == [(12, 0), (12, 2), (24, 0), (24, 2)]
+    assert all(r["frames"] == r["frames_requested"] for r in runs)
 
 
 def test_shot_cuts_smoke(tmp_path):

@@ -97,14 +97,17 @@ def test_generate_video_to_png_folder_with_max_frames_and_first_frame(tmp_path, 
     assert not np.array_equal(frames[1], real)
 
 
-def test_cli_matches_the_sampler(tmp_path, rgb_model, sketch_folder, capsys):
-    """The CLI's frames are the StreamingSampler's on the same sources (fed by hand here)."""
+@pytest.mark.parametrize("ahead", [None, "0", "3"])
+def test_cli_matches_the_sampler(tmp_path, rgb_model, sketch_folder, capsys, ahead):
+    """The CLI's frames are the StreamingSampler's on the same sources (fed by hand here), whether the source is
+    read ahead in a second thread (the default) or not."""
     from v2v.model.checkpoint import load_generator
     from v2v.sampler import StreamingSampler
 
     out = tmp_path / "frames"
+    extra = [] if ahead is None else ["--read-ahead", ahead]
     assert run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out, "--quiet",
-                   "--source-kind", "rgb")[0] == 0
+                   "--source-kind", "rgb", *extra)[0] == 0
     sampler = StreamingSampler(load_generator(rgb_model))
     expected = [model_to_uint8(sampler.step(uint8_to_model(f))[0]) for f in read_frames(sketch_folder)]
     assert all(np.array_equal(a, b) for a, b in zip(read_frames(out), expected))
@@ -386,6 +389,13 @@ def test_style_classes_and_reference_image(tmp_path, capsys):
     assert code == 2 and "carries no style encoder" in err
     code, err, _ = run("--style-classes", "3", name="y")
     assert code == 2 and "--style-classes [3] are not label ids" in err
+
+
+def test_read_ahead_takes_a_count(tmp_path, rgb_model, sketch_folder, capsys):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(SystemExit) as e:
+        run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out, "--read-ahead", "-1")
+    assert e.value.code == 2 and "--read-ahead: takes a whole number >= 0, got '-1'" in capsys.readouterr().err
 
 
 def test_generate_compile_reaches_the_sampler(tmp_path, rgb_model, sketch_folder, capsys, monkeypatch):
