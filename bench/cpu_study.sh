@@ -6,6 +6,7 @@
 #     bash bench/cpu_study.sh                # ~120 min of training + ~10 min of evaluation on 2 cores
 #     TASKS="body" bash bench/cpu_study.sh   # one task
 #     TASKS="fg" bash bench/cpu_study.sh     # the foreground-prior comparison (not in the default run)
+#     TASKS="face_fast body_fast street_fast" bash bench/cpu_study.sh   # the fast preset against ours
 #     SKIP_TRAIN=1 bash bench/cpu_study.sh   # only evaluate the models already in $MODELS
 # Models land in $MODELS (default out/cpu_study/models), results in bench/results/cpu_study/.
 set -eu
@@ -62,7 +63,17 @@ for task in ${TASKS:-body face street}; do
                 "street:ours, hard foreground (original code)" "street_fgpaper:ours, paper blend (Eq. 9)" \
                 -- "${extra[@]}"
         done ;;
-    *) echo "unknown task $task (body, face, street, fg)" >&2; exit 2 ;;
+    body_fast|face_fast|street_fast)   # the fast preset (issue 15) against ours, same recipe and clip count
+        base=${task%_fast}
+        case $base in
+            body) train body,body_fast 300; extra=() ;;
+            face) train face,face_fast 200; extra=() ;;
+            street) train street,street_fast 300 --set "data.load_size=[96,128]" --set "data.crop_size=[96,128]"
+                    extra=(--real-video .cache/data/vtest.avi) ;;
+        esac
+        evaluate "$base" "$task" "$base:ours (small, ngf 24)" "$task:fast" -- "${extra[@]}"
+        evaluate "$base" "${task}_first_frame" "$base:ours (small, ngf 24)" "$task:fast" -- "${extra[@]}" --first-frame ;;
+    *) echo "unknown task $task (body, face, street, fg, body_fast, face_fast, street_fast)" >&2; exit 2 ;;
     esac
 done
 ls -la "$RESULTS"
