@@ -68,6 +68,22 @@ def test_cpu_study_trains_every_variant_then_evaluates_them(sandbox):
     assert len(first) == 2 and all(len(c["parsed"]["models"]) == len(c["parsed"]["names"]) for c in first)
 
 
+def test_cpu_study_trains_the_fast_preset_beside_ours_at_the_same_clip_count(sandbox):
+    log = run_driver(sandbox, ["bench/cpu_study.sh"], TASKS="face_fast street_fast", MODELS="out/m", RUNS="out/r",
+                     RESULTS="out/results")
+    trained = [c["parsed"] for c in calls(log, "scripts/footage_models.py")]
+    assert [(t["tasks"], t["steps"]) for t in trained] == [("face,face_fast", 200), ("street,street_fast", 300)]
+    results = sorted(p.name for p in (sandbox / "out" / "results").iterdir())
+    assert results == ["face_fast.json", "face_fast_first_frame.json", "street_fast.json",
+                       "street_fast_first_frame.json"]
+    evaluated = calls(log, "bench/evaluate.py")
+    assert [(c["parsed"]["task"], c["parsed"]["first_frame"]) for c in evaluated] == [
+        ("face", False), ("face", True), ("street", False), ("street", True)]
+    assert all([m.rsplit("/", 1)[1] for m in c["parsed"]["models"]] == [f"{c['parsed']['task']}.safetensors",
+               f"{c['parsed']['task']}_fast.safetensors"] for c in evaluated)
+    assert all(c["parsed"]["real_video"] for c in evaluated if c["parsed"]["task"] == "street")
+
+
 def test_cpu_study_names_an_unknown_task(sandbox):
     proc = subprocess.run(["bash", "bench/cpu_study.sh"], cwd=sandbox, capture_output=True, text=True,
                           env={**os.environ, "PY": f"{sys.executable} {STAND_IN}", "TASKS": "boat",
