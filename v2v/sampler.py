@@ -140,9 +140,14 @@ class StreamingSampler:
         self._real = list(self._given) if first_frame else []
 
 
+def cpp_compiler_found() -> bool:
+    """Whether Inductor can build its CPU kernels here (a C++ compiler on PATH)."""
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
 def compiled_step(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``model`` under ``torch.compile`` for a fixed frame shape: CUDA graphs on a GPU, C++ kernels on a CPU."""
-    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+    if device.type == "cpu" and not cpp_compiler_found():
         raise RuntimeError("compile on a CPU needs a C++ compiler (g++ or clang++) on PATH, which was not found: "
                            "install one (Debian/Ubuntu: apt install g++) or run without compile")
     mode = "reduce-overhead" if device.type == "cuda" else None

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from v2v.sampler import cpp_compiler_found
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -109,7 +110,7 @@ def test_suite_smallest_configuration(tmp_path):
 def test_fast_path_smallest_configuration(tmp_path):
     """bench/fast_path.py: eager, then the compiled step with a cold and a warm compiler cache, each in its own
     process; the compiled steps agree with the eager network given the same history."""
-    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+    if not cpp_compiler_found():
         pytest.skip("torch.compile on a CPU needs a C++ compiler")
     report = run("fast_path.py", tmp_path)
     assert [r["mode"] for r in report["rows"]] == ["eager", "compiled_cold", "compiled_warm"]
