@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 MODELS = ("street", "face", "body")
 
 
@@ -86,7 +88,7 @@ def run_one(model: str | None, device: str, mode: str, cache: str, frames: int, 
     """One measurement in a fresh process whose Inductor cache is ``cache``."""
     cmd = [sys.executable, __file__, "--one", model or "", "--mode", mode, "--device", device,
            "--frames", str(frames), "--warmup", str(warmup)]
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"{model or 'tiny'} {mode} failed:\n{proc.stderr[-3000:]}")
@@ -113,11 +115,11 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=30, help="timed frames per run")
     ap.add_argument("--warmup", type=int, default=5, help="untimed frames first (the compile happens here)")
     ap.add_argument("--smoke", action="store_true", help="a tiny random network, 32x32, 3 frames")
+    ap.add_argument("--machine", default=None, help="recorded with the results (default: device and CPU cores)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one is not None:                                      # the child: one measurement, one JSON line
-        sys.path.insert(0, str(ROOT))
         row = measure(a.one or None, a.device, a.mode != "eager", a.frames, a.warmup)
         print(json.dumps(row))
         return 0
@@ -131,11 +133,11 @@ def main(argv=None) -> int:
             for mode in ("eager", "compiled_cold", "compiled_warm"):
                 rows.append(run_one(model, a.device, mode, cache, frames, warmup))
                 print(json.dumps(rows[-1]), flush=True)
-    import torch
-    report = {"machine": f"{a.device}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
-              "date": time.strftime("%Y-%m-%d"), "rows": rows, "markdown": markdown(rows)}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(report, indent=1) + "\n")
+    from bench.evaluate import run_context, write_report
+
+    machine = a.machine or f"{a.device}, {os.cpu_count()} CPU cores"
+    report = {**run_context(machine, "bench/fast_path.py", argv), "rows": rows, "markdown": markdown(rows)}
+    write_report(Path(a.out), report)
     print(report["markdown"])
     return 0
 
