@@ -6,9 +6,9 @@
 For each (preset, resolution, scales) and precision it streams frames through ``StreamingSampler``
 (the code path the CLI and the ComfyUI node use) and reports frames per second after warm-up, plus
 peak GPU memory.  A long run checks that memory does not grow with video length.
-Precisions: fp32 (TF32 off), tf32 (TF32 matmul/conv), bf16 (autocast), bf16_cl (bf16 + channels_last); a mode
-ending in ``_compile`` (e.g. ``tf32_compile``) runs the sampler's compiled step (CUDA graphs on a card), its
-compile done in the warm-up frames.
+Precisions: fp32 (TF32 off), tf32 (TF32 matmul/conv), bf16 (autocast); ``_cl`` adds channels_last (bf16_cl,
+fp32_cl); a mode ending in ``_compile`` (e.g. ``tf32_compile``) runs the sampler's compiled step (CUDA graphs on a
+card), its compile done in the warm-up frames.
 """
 from __future__ import annotations
 
@@ -52,6 +52,11 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def channels_last(mode: str) -> bool:
+    """Whether a mode runs the model in channels_last: a ``cl`` part (bf16_cl, fp32_cl, bf16_cl_compile)."""
+    return "cl" in mode.split("_")
+
+
 def run_case(preset_name, w, h, n_scales, mode, n_frames=30, warmup=6, device="cuda"):
     cuda = device == "cuda"
     if cuda:
@@ -60,7 +65,7 @@ def run_case(preset_name, w, h, n_scales, mode, n_frames=30, warmup=6, device="c
     set_precision(mode)
     with torch.device(device):  # build on the card: initialising 0.4 G parameters on the CPU takes seconds
         model = build(preset_name, n_scales)
-    if mode.startswith("bf16_cl"):
+    if channels_last(mode):
         model = model.to(memory_format=torch.channels_last)
     compile = mode.endswith("_compile")
     sampler = StreamingSampler(model, device=device, precision="bf16" if mode.startswith("bf16") else "fp32",

@@ -51,7 +51,7 @@ GENERATOR_CASES = {
              ("fast", 2048, 1024, 3)],
 }
 # the CPU's compiled step is measured per shipped model by bench/fast_path.py (a compile takes minutes there)
-MODES = {"cpu": ["fp32", "bf16"], "cuda": ["fp32", "tf32", "bf16", "bf16_cl", "tf32_compile", "bf16_compile"]}
+MODES = {"cpu": ["fp32", "bf16", "fp32_cl"], "cuda": ["fp32", "tf32", "bf16", "bf16_cl", "tf32_compile", "bf16_compile"]}
 
 
 def peak_gflops(device: str, dtype: torch.dtype, tf32: bool = False, n: int = 2048, repeats: int = 5) -> float:
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default="generator,layouts,cli,training", help="which parts, comma-separated")
     ap.add_argument("--modes", default=None,
                     help="generator precisions, comma-separated (default: every one of the device: cpu "
-                         "fp32,bf16; cuda fp32,tf32,bf16,bf16_cl,tf32_compile,bf16_compile)")
+                         "fp32,bf16,fp32_cl; cuda fp32,tf32,bf16,bf16_cl,tf32_compile,bf16_compile)")
     ap.add_argument("--machine", default=None, help="machine name recorded (default: from the device)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)

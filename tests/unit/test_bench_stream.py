@@ -88,6 +88,15 @@ def test_gpu_bench_smallest_configuration_on_the_cpu(tmp_path):
     assert long["frames"] == 12 and long["fps"] > 0 and long["card"].startswith("CPU")
 
 
+def test_gpu_bench_channels_last_modes():
+    """The suite's ``_cl`` modes (fp32_cl on a CPU, bf16_cl on a card) put the model in channels_last and run."""
+    from bench import gpu_bench
+    assert [gpu_bench.channels_last(m) for m in ("fp32_cl", "bf16_cl", "bf16_cl_compile", "tf32_compile", "bf16")] \
+        == [True, True, True, False, False]
+    row = gpu_bench.run_case("compact", 64, 32, 1, "fp32_cl", n_frames=2, warmup=1, device="cpu")
+    assert row["mode"] == "fp32_cl" and row["fps"] > 0
+
+
 def test_suite_smallest_configuration(tmp_path):
     """bench/suite.py: every part (generator with FLOPs and share of peak, the CLI, training) at its smallest."""
     pytest.importorskip("dlib")                  # the CLI part's smoke run is the face model
