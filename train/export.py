@@ -45,6 +45,16 @@ def record_source_recipe(model_path, root) -> str:
     return recipe
 
 
+def recorded_frame_size(load_size, sequences) -> list[int] | None:
+    """The training frame size a model file records, [H, W]: ``load_size``, or the clips' own size when they
+    share one; None when they kept several sizes of their own (no one size says the scale learnt, so
+    ``--resize model`` asks for an explicit size instead of scaling to the first clip's)."""
+    if load_size:
+        return list(load_size)
+    sizes = {tuple(seq.size) for seq in sequences}
+    return list(sizes.pop()) if len(sizes) == 1 else None
+
+
 def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, final: bool,
            fit_style: bool | None = None) -> None:
     """The nodes' safetensors (generator + config + training metadata); at the end (``final``, or a stop:
@@ -52,7 +62,8 @@ def export(G, E, out_dir, cfg, gcfg, dcfg, state, accelerator, train_ds, *, fina
     native = train_ds.sequences[0].size            # (H, W) of the dataset's frames
     size = dcfg.load_size or native                # the scale the generator learnt (crops are cut from it)
     extra = {"v2v.train": json.dumps({"step": state.step, "task": cfg.task, "source_kind": dcfg.source_kind,
-                                      "preset": cfg.preset, "finished": final, "frame_size": list(size),
+                                      "preset": cfg.preset, "finished": final,
+                                      "frame_size": recorded_frame_size(dcfg.load_size, train_ds.sequences),
                                       "predict": dcfg.predict})}
     recipe = source_metadata(dcfg.root, native, size, boundary=dcfg.use_instance)
     if recipe:

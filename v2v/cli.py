@@ -322,6 +322,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     trained = training_frame_size(args.model)
     if trained:   # fully convolutional, but things are drawn at the scale it learnt: feed frames of this size
         print(f"trained on {trained[1]}x{trained[0]} (WxH) frames: --resize model generates at that scale")
+    else:
+        print("trained at no single frame size (clips of several sizes, or not recorded): choose --resize WxH so "
+              "that things have the size they had in training (models/vid2vid/README.md says it per model)")
     recipe = from_json(metadata.get(METADATA_KEY), where=args.model)
     if recipe is not None:
         print(f"source: {recipe.describe()}" + ("" if recipe.extract_scale == 1 else

@@ -189,3 +189,27 @@ def test_train_records_the_recipe_and_the_cli_uses_it(tmp_path, clip, capsys):
                  "--resize", "model", "--quiet"]) == 0
     video = read_frames(out)
     assert video.size == (64, 48) and sum(1 for _ in video) == 8
+
+
+def test_a_model_of_clips_at_several_sizes_records_no_single_frame_size(tmp_path):
+    """load_size wins; clips sharing one size record it; clips kept at several sizes (the bodies dataset) record
+    none, so resize "model" asks for an explicit size instead of scaling to whichever clip came first."""
+    from types import SimpleNamespace
+
+    from train.export import recorded_frame_size
+    from v2v.model.checkpoint import load_generator, save_generator
+    from v2v.model.config import GeneratorConfig
+    from v2v.model.generator import Vid2VidGenerator
+    from v2v.pipeline import GenerateError, target_size
+
+    clips = lambda *sizes: [SimpleNamespace(size=s) for s in sizes]  # noqa: E731
+    assert recorded_frame_size((96, 128), clips((224, 126), (240, 320))) == [96, 128]
+    assert recorded_frame_size(None, clips((240, 320), (240, 320))) == [240, 320]
+    assert recorded_frame_size(None, clips((224, 126), (240, 320))) is None
+    tiny = GeneratorConfig(input_nc=3, ngf=4, n_downsample=1, n_blocks=2, n_local_blocks=1)
+    path = save_generator(Vid2VidGenerator(tiny), tmp_path / "m.safetensors",
+                          extra_metadata={"v2v.train": json.dumps({"step": 1, "frame_size": None})})
+    model = load_generator(path)
+    with pytest.raises(GenerateError, match="records no single frame size"):
+        target_size(model, (216, 384), "model")
+    assert target_size(model, (216, 384), (108, 192)) == (108, 192)
