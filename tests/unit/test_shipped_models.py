@@ -12,7 +12,7 @@ from v2v.sampler import StreamingSampler
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "vid2vid"
 SHIPPED = sorted(MODELS.glob("*.safetensors"))
-FOOTAGE = ("street", "face", "body", "street_style", "street_predict", "faces", "streets")
+FOOTAGE = ("street", "face", "body", "street_style", "street_predict", "faces", "streets", "bodies")
 
 
 def test_the_footage_models_ship_with_their_training_records():
