@@ -51,7 +51,8 @@ GENERATOR_CASES = {
              ("fast", 2048, 1024, 3)],
 }
 # the CPU's compiled step is measured per shipped model by bench/fast_path.py (a compile takes minutes there)
-MODES = {"cpu": ["fp32", "bf16", "fp32_cl"], "cuda": ["fp32", "tf32", "bf16", "bf16_cl", "tf32_compile", "bf16_compile"]}
+MODES = {"cpu": ["fp32", "bf16", "fp32_cl"],
+         "cuda": ["fp32", "tf32", "bf16", "bf16_cl", "tf32_compile", "bf16_compile"]}
 
 
 def peak_gflops(device: str, dtype: torch.dtype, tf32: bool = False, n: int = 2048, repeats: int = 5) -> float:

@@ -97,8 +97,8 @@ def target_size(model: torch.nn.Module, size: tuple[int, int], resize) -> tuple[
         if trained is None:
             raise GenerateError("this model file records no single frame size it was trained at (none recorded, or "
                                 "its clips kept several sizes of their own), so it cannot be resized to it: give an "
-                                "explicit size (CLI: --resize WxH) or "
-                                "keep the size (off); models/vid2vid/README.md says each shipped model's scale")
+                                "explicit size (CLI: --resize WxH) or keep the size (off); models/vid2vid/README.md "
+                                "says each shipped model's scale")
         return fit_area(size, trained, model.cfg.size_multiple)
     try:
         h, w = (int(v) for v in resize)

@@ -226,6 +226,7 @@ def test_info(rgb_model, capsys):
     n = sum(p.numel() for p in Vid2VidGenerator(GeneratorConfig(input_nc=3, **TINY)).parameters())
     assert f"parameters: {n:,}" in out and '"ngf": 4' in out and '"v2v.format_version": "1"' in out
     assert "trained on" not in out   # no training record: no size claimed
+    assert "trained at no single frame size" in out and "--resize WxH" in out   # and the way out is named
 
 
 def test_info_names_the_training_frame_size(tmp_path, capsys):
