@@ -279,3 +279,27 @@ def test_the_foreground_prior_forces_the_mask_only_in_hard_mode():
     assert torch.allclose(mask_loss(hard.mask, hard.free_mask), hard.mask[..., 8:, :].mean())
     with pytest.raises(ValueError, match="fg_blend"):
         GeneratorConfig(input_nc=4, label_nc=3, fg_blend="soft")
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_output_projections_sharing_features_match_each_head_alone(monkeypatch, channels_last):
+    """``project`` (one stacked convolution, channels_last on a CPU) gives each head's own padded convolution,
+    values and gradients: the flow and mask heads of every flow model go through it."""
+    from torch import nn
+
+    from v2v.model import layers
+
+    monkeypatch.setattr(layers, "CHANNELS_LAST_HEADS", channels_last)
+    torch.manual_seed(0)
+    heads = [layers.OutputConv(6, 2), layers.OutputConv(6, 1)]
+    x = torch.randn(2, 6, 13, 17, requires_grad=True)
+    fused = layers.project(x, heads)
+    alone = [nn.Sequential.forward(h, x) for h in heads]   # the plain pad-then-conv every checkpoint was trained with
+    assert [f.shape for f in fused] == [(2, 2, 13, 17), (2, 1, 13, 17)]
+    for f, a in zip(fused, alone):
+        torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(sum((f * f).sum() for f in fused), [x, heads[0][1].weight, heads[1][1].bias])
+    grads_alone = torch.autograd.grad(sum((a * a).sum() for a in alone), [x, heads[0][1].weight, heads[1][1].bias])
+    for g, a in zip(grads, grads_alone):
+        torch.testing.assert_close(g, a, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(heads[0](x), alone[0], rtol=1e-5, atol=1e-5)   # one head alone takes the same path

@@ -21,7 +21,8 @@ from torch import nn
 
 from .config import GeneratorConfig
 from .flow import warp
-from .layers import conv_block, decoder_trunk, encoder, init_weights, output_conv, res_blocks, up_block
+from .layers import (conv_block, decoder_trunk, encoder, init_weights, output_conv, project, res_blocks,
+                     up_block)
 
 
 def _autocast_off(device: torch.device):
@@ -219,8 +220,9 @@ class Vid2VidGenerator(nn.Module):
         with _autocast_off(flow_features.device):
             flow_features = flow_features.float()
             hallucinated = hallucinated.float()
-            flow = self.flow_head(flow_features) * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
-            mask = self.mask_head(flow_features)
+            flow, mask = project(flow_features, [self.flow_head, self.mask_head[0]])   # one conv for both heads
+            flow = flow * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
+            mask = torch.sigmoid(mask)
             if bg_mask is not None and cfg.fg_blend == "hard":
                 mask = mask * bg_mask + (1 - bg_mask)                      # foreground treated as occluded
             if force_hallucinate:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -35,9 +36,38 @@ def up_block(in_nc: int, out_nc: int, *, norm: str = "instance") -> nn.Sequentia
     )
 
 
-def output_conv(in_nc: int, out_nc: int) -> nn.Sequential:
-    """7x7 reflection-padded projection to an output map (no activation: heads choose theirs)."""
-    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(in_nc, out_nc, 7))
+# On a CPU, oneDNN runs a plain-layout convolution with few output channels as if it had 16 and re-lays its
+# input out each call: one 7x7 projection to 1-3 channels cost as much as one to 16.  channels_last is ~1.5x
+# faster there (bench/NOTES.md, "Output projections").  Not on other devices: unmeasured there.
+CHANNELS_LAST_HEADS = True
+
+
+class OutputConv(nn.Sequential):
+    """7x7 reflection-padded projection to an output map (no activation: heads choose theirs).  A Sequential, so
+    its weights keep the names ``0``/``1`` every checkpoint has."""
+
+    def __init__(self, in_nc: int, out_nc: int) -> None:
+        super().__init__(nn.ReflectionPad2d(3), nn.Conv2d(in_nc, out_nc, 7))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return project(x, [self])[0]
+
+
+def project(x: torch.Tensor, heads: list[OutputConv]) -> list[torch.Tensor]:
+    """Several output convolutions that read the same features as ONE convolution (their weights stacked),
+    padded once: exactly each head applied alone, at the cost of about one of them.  Works under autograd."""
+    convs = [head[1] for head in heads]
+    weight = convs[0].weight if len(convs) == 1 else torch.cat([c.weight for c in convs])
+    bias = convs[0].bias if len(convs) == 1 else torch.cat([c.bias for c in convs])
+    x = F.pad(x, (3, 3, 3, 3), mode="reflect")
+    if CHANNELS_LAST_HEADS and x.device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = F.conv2d(x, weight, bias).contiguous()
+    return list(out.split([c.out_channels for c in convs], dim=1))
+
+
+def output_conv(in_nc: int, out_nc: int) -> OutputConv:
+    return OutputConv(in_nc, out_nc)
 
 
 class ResnetBlock(nn.Module):
