@@ -81,6 +81,12 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * max(0.0, 1.0 - (step - start) / (cfg.max_steps - start))
 
 
+def adam(params, cfg: TrainConfig) -> torch.optim.Adam:
+    """The paper's Adam as one fused kernel per step: the default runs ~10 operators per parameter tensor, which on a
+    CPU cost 9-13 % of a training step (fused: ~9x faster there, bench/NOTES.md "Adam in one fused kernel")."""
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # helpers
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -200,8 +206,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
 
         vgg = require_vgg19(cfg.vgg_weights, device)
     g_params = list(G.parameters()) + (list(E.parameters()) if E is not None else [])
-    opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_g, opt_d = adam(g_params, cfg), adam(D.parameters(), cfg)
     if E is not None:
         G, D, E, opt_g, opt_d = accelerator.prepare(G, D, E, opt_g, opt_d)
     else:
