@@ -127,3 +127,15 @@ def test_fast_path_smallest_configuration(tmp_path):
     assert not eager["compile"] and cold["compile"] and warm["compile"]
     assert cold["step_max_abs"] < 1e-3 and warm["step_max_abs"] < 1e-3 and all(r["fps"] > 0 for r in report["rows"])
     assert "| tiny, 32x32 |" in report["markdown"]
+
+
+def test_channels_last_accuracy_smallest_configuration(tmp_path):
+    """bench/channels_last_accuracy.py: both layouts timed and held against float64; the norm rows show the
+    one-pass variance of group_norm in channels_last that keeps the generator in the default layout."""
+    report = run("channels_last_accuracy.py", tmp_path)
+    (row,) = report["models"]
+    assert row["model"] == "body" and row["default_ms"] > 0 and row["channels_last_ms"] > 0
+    assert row["default_frame_err"] < 3e-4
+    errs = {(r["op"], r["layout"]): r["max_abs_err"] for r in report["norms"]}
+    assert errs[("group_norm", "default")] < 1e-4 and errs[("instance_norm", "default")] < 1e-4
+    assert "| body, 32x32 |" in report["markdown"]

@@ -32,6 +32,11 @@ def _autocast_off(device: torch.device):
     return contextlib.nullcontext()
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """fp32 for bf16/fp16 activations; a float64 network (an accuracy reference) stays float64."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 @dataclass
 class GeneratorOutput:
     """Named parts of one generated frame; all [B, C, H, W]."""
@@ -218,8 +223,7 @@ class Vid2VidGenerator(nn.Module):
         # Flow and mask heads, warp and blend in fp32 even under bf16 autocast: the flow is scaled by
         # 20 * 2**(n_scales-1) pixels, and bf16's 8-bit mantissa would cost whole pixels of motion.
         with _autocast_off(flow_features.device):
-            flow_features = flow_features.float()
-            hallucinated = hallucinated.float()
+            flow_features, hallucinated = _at_least_fp32(flow_features), _at_least_fp32(hallucinated)
             flow, mask = project(flow_features, [self.flow_head, self.mask_head[0]])   # one conv for both heads
             flow = flow * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
             mask = torch.sigmoid(mask)
@@ -227,7 +231,7 @@ class Vid2VidGenerator(nn.Module):
                 mask = mask * bg_mask + (1 - bg_mask)                      # foreground treated as occluded
             if force_hallucinate:
                 mask = torch.ones_like(mask)
-            warped = warp(prev_frames[:, -1].float(), flow)
+            warped = warp(_at_least_fp32(prev_frames[:, -1]), flow)
             frame = (1 - mask) * warped + mask * hallucinated             # Eq. 4 / 9
         return GeneratorOutput(frame=frame, hallucinated=hallucinated, flow=flow, mask=mask, warped=warped,
                                fg_hallucinated=fg_hallucinated, bg_mask=bg_mask,
