@@ -14,6 +14,7 @@ its pixel multiplier).  The op rows feed ``group_norm`` and ``instance_norm`` a 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -32,27 +33,19 @@ from v2v.model.checkpoint import load_generator, training_frame_size  # noqa: E4
 LAYOUTS = {"default": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def errors_from_float64(model, src, prev) -> dict[str, float]:
+def errors_from_float64(model, nets: dict, src, prev) -> dict[str, float]:
     """Per layout: the largest distance of frame and flow from the float64 network on the same inputs."""
     with torch.inference_mode():
-        exact = load_copy(model).double()(src.double(), prev.double())
-        unit = model.cfg.flow_multiplier * 2 ** (model.cfg.n_scales - 1)
+        exact = copy.deepcopy(model).double()(src.double(), prev.double())
         out = {}
-        for name, layout in LAYOUTS.items():
-            got = load_copy(model).to(memory_format=layout)(src, prev)
+        for name, net in nets.items():
+            got = net(src, prev)
             out[f"{name}_frame_err"] = (got.frame.double() - exact.frame).abs().max().item()
-            out[f"{name}_flow_err"] = (got.flow.double() - exact.flow).abs().max().item() / unit
+            out[f"{name}_flow_err"] = (got.flow.double() - exact.flow).abs().max().item() / model.cfg.flow_scale
     return out
 
 
-def load_copy(model):
-    copy = type(model)(model.cfg)
-    copy.load_state_dict(model.state_dict())
-    return copy.eval()
-
-
-def timings(model, src, prev, frames: int, repeats: int) -> dict[str, float]:
-    nets = {name: load_copy(model).to(memory_format=layout) for name, layout in LAYOUTS.items()}
+def timings(nets: dict, src, prev, frames: int, repeats: int) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in nets}
     with torch.inference_mode():
         for net in nets.values():
@@ -87,8 +80,9 @@ def model_rows(smoke: bool, frames: int, repeats: int) -> list[dict]:
         torch.manual_seed(0)
         src = torch.rand(1, cfg.n_past + 1, cfg.input_nc, h, w)
         prev = torch.rand(1, cfg.n_past, cfg.output_nc, h, w) * 2 - 1
-        row = {"model": name, "size": f"{w}x{h}", **timings(model, src, prev, frames, repeats),
-               **errors_from_float64(model, src, prev)}
+        nets = {name: copy.deepcopy(model).to(memory_format=layout) for name, layout in LAYOUTS.items()}
+        row = {"model": name, "size": f"{w}x{h}", **timings(nets, src, prev, frames, repeats),
+               **errors_from_float64(model, nets, src, prev)}
         row["speedup"] = round(row["default_ms"] / row["channels_last_ms"], 3)
         rows.append(row)
     return rows

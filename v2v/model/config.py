@@ -120,6 +120,12 @@ class GeneratorConfig:
         return None
 
     @property
+    def flow_scale(self) -> float:
+        """Pixels of the finest scale per unit of the flow head's output (the multiplier is in coarsest-scale
+        pixels, and each finer scale doubles them)."""
+        return self.flow_multiplier * 2 ** (self.n_scales - 1)
+
+    @property
     def foreground_ngf(self) -> int:
         return self.fg_ngf or max(1, self.ngf // 2)
 

@@ -225,7 +225,7 @@ class Vid2VidGenerator(nn.Module):
         with _autocast_off(flow_features.device):
             flow_features, hallucinated = _at_least_fp32(flow_features), _at_least_fp32(hallucinated)
             flow, mask = project(flow_features, [self.flow_head, self.mask_head[0]])   # one conv for both heads
-            flow = flow * (cfg.flow_multiplier * 2 ** (cfg.n_scales - 1))
+            flow = flow * cfg.flow_scale
             mask = torch.sigmoid(mask)                                     # mask_head is (projection, sigmoid)
             if bg_mask is not None and cfg.fg_blend == "hard":
                 mask = mask * bg_mask + (1 - bg_mask)                      # foreground treated as occluded
