@@ -70,6 +70,7 @@ from v2v.sources.pose import PoseFrame  # noqa: E402
 from v2v.pipeline import generate, model_recipe  # noqa: E402
 from v2v.sources.recipe import source_for  # noqa: E402
 from v2v.sources.base import SourceVideo, tensor_source  # noqa: E402
+from v2v.sampler import PRECISIONS  # noqa: E402
 from v2v.media.tensors import model_to_image, uint8_to_model  # noqa: E402
 from v2v.media.video_io import frame_grid, write_image  # noqa: E402
 
@@ -602,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "real held-out frames with its recorded source recipe (as from a raw video), for models "
                          "whose label ids differ (e.g. pseudo-labels fitted to other footage)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--machine", default=DEFAULT_MACHINE, help="machine name recorded in the JSON")
     ap.add_argument("--out", type=Path, default=None, help="JSON output (default bench/results/eval_<task>.json)")

@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--first-frame", action="store_true", help="give the real first frame (not scored)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    ap.add_argument("--precision", default="fp32", choices=ev.PRECISIONS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--machine", default=ev.DEFAULT_MACHINE, help="machine name recorded in the JSON")
     ap.add_argument("--out", type=Path, default=None, help="JSON (default bench/results/long_video_<task>.json)")

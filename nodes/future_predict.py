@@ -32,7 +32,7 @@ def run_predict(source, predictor_name="", renderer_name="", n_future=10, observ
     """Everything the node does, callable without ComfyUI: ``(map previews, frames)`` as IMAGE batches."""
     if n_future < 1:
         raise GenerateError("n_future must be >= 1")
-    dev = pick_device(device)
+    dev = pick_device(device, precision)
     predictor_file = models.resolve_model(predictor_name, predictor_path)
     renderer_file = models.resolve_model(renderer_name, renderer_path)
     predictor, renderer = models.load_model(predictor_file, dev), models.load_model(renderer_file, dev)

@@ -44,11 +44,13 @@ except Exception:  # noqa: BLE001
     _mm = None
 
 
-def pick_device(choice: str) -> str:
+def pick_device(choice: str, precision: str = "fp32") -> str:
     if choice == "cuda" and not torch.cuda.is_available():
         raise GenerateError("device 'cuda' was chosen but CUDA is not available here; choose 'auto' or 'cpu'")
     if choice != "auto":
         return choice
+    if precision == "int8":                     # a CPU's kernels only (v2v.quantize)
+        return "cpu"
     if _mm is not None:
         return str(_mm.get_torch_device())
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -105,7 +107,7 @@ def run_generate(source, model_name="", output="video_file", seed=0, device="aut
         raise GenerateError(f"output must be one of {OUTPUTS}, got {output!r}")
     frames = frame_range(source, start_frame, max_frames)           # an empty source fails before loading
     shots = ShotOptions(detect=shot_cuts == "detect", cut_frames=parse_cut_frames(cut_frames or ""))
-    dev = pick_device(device)
+    dev = pick_device(device, precision)
     path = models.resolve_model(model_name, model_path)
     model = models.load_model(path, dev)
     source = prepare_source(model, source, resize=resize, model_name=path.name)
@@ -150,7 +152,10 @@ class Vid2VidGenerate(models.ModelFileNode):
                                             "object's style from the model's mixtures (other models are "
                                             "deterministic and ignore it)"}),
                 "device": (list(DEVICES), {"default": "auto"}),
-                "precision": (list(PRECISIONS), {"default": "fp32", "tooltip": "bf16: faster on recent GPUs"}),
+                "precision": (list(PRECISIONS), {
+                    "default": "fp32",
+                    "tooltip": "bf16: faster on recent GPUs; int8: an x86 CPU's 8-bit convolutions (device "
+                               "auto then picks the CPU; not with compile)"}),
                 "start_frame": ("INT", {"default": 0, "min": 0, "max": 1_000_000}),
                 "max_frames": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip": "0 = to the end"}),
                 "filename_prefix": ("STRING", {"default": "vid2vid/vid2vid"}),

@@ -3,7 +3,7 @@
     python -m v2v generate --model M.safetensors --source <video | folder> --out out.mp4 \
         [--source-kind auto|video|labels|rgb|array] [--crop X,Y,W,H|face] [--resize off|model|WxH] \
         [--cuts detect|off] [--cut-frames 120,300] [--first-frame IMAGE_OR_VIDEO [--first-frame-index N]] \
-        [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16] [--compile] [--fps F] \
+        [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16|int8] [--compile] [--fps F] \
         [--read-ahead N] [--seed S] [--stats stats.json] [--quiet]
     python -m v2v predict --predictor P.safetensors --renderer R.safetensors --source <video | label folder> \
         --future N --out future.mp4 [--observed N] [--real VIDEO] [--maps-out maps.mp4] [--resize off|model|WxH]
@@ -32,6 +32,7 @@ from .media.resize import parse_crop
 from .media.tensors import uint8_to_image
 from .media.video_io import IMAGE_EXTENSIONS, read_frames
 from .prefetch import READ_AHEAD
+from .sampler import PRECISIONS
 
 SOURCE_KINDS = ("auto", "video", "labels", "rgb", "array")
 DEFAULT_FPS = 25.0
@@ -375,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="which frame of a --first-frame folder/video (default 0)")
     gen.add_argument("--start-frame", type=int, default=0, metavar="N", help="first source frame to generate")
     gen.add_argument("--device", default="cpu", help="cpu or cuda (or cuda:N)")
-    gen.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    gen.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                     help="bf16: faster on recent GPUs; int8: an x86 CPU's 8-bit convolutions (README 'Measured')")
     gen.add_argument("--compile", action="store_true",
                      help="torch.compile the generator's step (CUDA graphs on a GPU); the first frames wait for "
                           "the compiler, see README 'Measured' for when it pays")
@@ -410,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--resize", type=_resize_arg, default="off", metavar="off|model|WxH",
                       help="as for generate: the size the renderer works at")
     pred.add_argument("--device", default="cpu")
-    pred.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    pred.add_argument("--precision", choices=PRECISIONS, default="fp32")
     pred.add_argument("--fps", type=float)
     pred.add_argument("--quiet", action="store_true")
     pred.set_defaults(func=cmd_predict)

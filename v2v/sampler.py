@@ -27,6 +27,8 @@ if you need them elsewhere.
 from Python; on a CPU through Inductor's C++ kernels (a C++ compiler is needed).  The first L frames of a shot
 take other paths through the network and stay eager, so one graph serves the stream.  The first compiled frame
 waits for the compiler (Inductor caches the result on disk, so a later run with the same model and size is quicker).
+``precision="int8"`` (an x86 CPU) runs that same steady-state step on a copy of the network whose trunk and stem
+convolutions are 8-bit (:mod:`v2v.quantize`); the first L frames of a shot stay float32 there too.
 """
 from __future__ import annotations
 
@@ -35,7 +37,9 @@ from collections import deque
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
+from .quantize import int8_network, int8_problem
+
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def _as_frame(x: torch.Tensor) -> torch.Tensor:
@@ -49,8 +53,9 @@ class StreamingSampler:
     Parameters:
         model: a ``Vid2VidGenerator`` (put in eval mode here; its weights are not copied).
         device: where the model runs and where returned frames live (the model is moved there).
-        precision: ``"fp32"`` (default) or ``"bf16"`` (autocast; on CUDA, or on CPU where supported).
-            History and outputs are kept in float32 either way.
+        precision: ``"fp32"`` (default), ``"bf16"`` (autocast; on CUDA, or on CPU where supported) or ``"int8"``
+            (an x86 CPU: the steady step's trunk and stem convolutions in 8 bits, :mod:`v2v.quantize`).
+            History and outputs are kept in float32 in every case.
         first_frame: optional real frame(s) ``[3, H, W]`` or ``[k, 3, H, W]`` (k <= L) in [-1, 1]:
             see the module docstring.
         compile: ``torch.compile`` the steady-state step (see the module docstring).
@@ -73,7 +78,14 @@ class StreamingSampler:
         self.frame_index = 0                                  # sources seen so far (in this shot)
         self._given = [] if first_frame is None else self._check_first_frame(first_frame)
         self._real: list[torch.Tensor] = list(self._given)    # real frames still to apply in this shot
-        self._steady = compiled_step(self.model, self.device) if compile else self.model
+        if precision == "int8":
+            problem = int8_problem(self.device) or ("compile and precision int8 do not combine (the int8 step "
+                                                    "runs eager): choose one" if compile else None)
+            if problem:
+                raise RuntimeError(problem)
+            self._steady = int8_network(self.model)
+        else:
+            self._steady = compiled_step(self.model, self.device) if compile else self.model
 
     def _check_first_frame(self, first: torch.Tensor) -> list[torch.Tensor]:
         first = first.unsqueeze(0) if first.dim() == 3 else first

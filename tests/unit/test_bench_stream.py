@@ -117,16 +117,17 @@ def test_suite_smallest_configuration(tmp_path):
 
 
 def test_fast_path_smallest_configuration(tmp_path):
-    """bench/fast_path.py: eager, then the compiled step with a cold and a warm compiler cache, each in its own
-    process; the compiled steps agree with the eager network given the same history."""
+    """bench/fast_path.py: eager, the compiled step with a cold and a warm compiler cache, and the int8 step, each in
+    its own process; the compiled steps agree with the eager network given the same history, the int8 one differs."""
     if not cpp_compiler_found():
         pytest.skip("torch.compile on a CPU needs a C++ compiler")
     report = run("fast_path.py", tmp_path)
-    assert [r["mode"] for r in report["rows"]] == ["eager", "compiled_cold", "compiled_warm"]
-    eager, cold, warm = report["rows"]
-    assert not eager["compile"] and cold["compile"] and warm["compile"]
+    assert [r["mode"] for r in report["rows"]] == ["eager", "compiled_cold", "compiled_warm", "int8"]
+    eager, cold, warm, int8 = report["rows"]
+    assert not eager["compile"] and cold["compile"] and warm["compile"] and int8["int8"] and not int8["compile"]
     assert cold["step_max_abs"] < 1e-3 and warm["step_max_abs"] < 1e-3 and all(r["fps"] > 0 for r in report["rows"])
-    assert "| tiny, 32x32 |" in report["markdown"]
+    assert 0 < int8["step_mean_abs"] < 0.1 and int8["first_compiled_frame_s"] > 0
+    assert "| tiny, 32x32 | eager |" in report["markdown"] and "| tiny, 32x32 | int8 |" in report["markdown"]
 
 
 def test_channels_last_accuracy_smallest_configuration(tmp_path):
@@ -139,3 +140,20 @@ def test_channels_last_accuracy_smallest_configuration(tmp_path):
     errs = {(r["op"], r["layout"]): r["max_abs_err"] for r in report["norms"]}
     assert errs[("group_norm", "default")] < 1e-4 and errs[("instance_norm", "default")] < 1e-4
     assert "| body, 32x32 |" in report["markdown"]
+
+
+def test_int8_agreement_smallest_configuration(tmp_path):
+    """bench/int8_agreement.py: two committed segments through the street model, float32, int8 and float32 from a
+    perturbed source; per shot the int8 frames are close to float32's but not equal to them."""
+    from v2v.quantize import int8_problem
+    import torch
+    if int8_problem(torch.device("cpu")):
+        pytest.skip(int8_problem(torch.device("cpu")))
+    report = run("int8_agreement.py", tmp_path)
+    (result,) = report["results"]
+    assert result["task"] == "street" and result["detected_cuts"] == result["true_cuts"] == [20]
+    assert [s["shot"] for s in result["shots"]] == [0, 1]
+    for shot in result["shots"]:
+        assert 35 < shot["psnr_mean"] < float("inf") and 0 < shot["levels_mean"] < 2
+        assert shot["perturbed_psnr_mean"] > 35
+    assert "| street, 256x192 | 1 (vid2vid_carphone_60f) |" in report["markdown"]

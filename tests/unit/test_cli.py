@@ -417,3 +417,26 @@ def test_generate_compile_without_a_compiler_is_a_clear_error(tmp_path, rgb_mode
     out = tmp_path / "out.mp4"
     code, err = run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out, "--compile")
     assert code != 0 and "needs a C++ compiler" in err and "Traceback" not in err and not out.exists()
+
+
+def test_generate_int8_reaches_the_sampler_and_its_refusals_are_one_line(tmp_path, rgb_model, sketch_folder, capsys,
+                                                                         monkeypatch):
+    """--precision int8 builds the int8 network (its convolutions: tests/unit/test_quantize.py); where it cannot
+    run the run stops before writing anything, with one line that says why and what to use."""
+    import platform
+    import v2v.sampler
+    built = []
+    monkeypatch.setattr(v2v.sampler, "int8_network", lambda model: built.append(model) or model)
+    monkeypatch.setattr(v2v.sampler, "int8_problem", lambda device: None)
+    out = tmp_path / "out.mp4"
+    code, err = run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out,
+                        "--precision", "int8")
+    assert code == 0, err
+    assert len(built) == 1 and "wrote 6 frames" in err
+    monkeypatch.undo()
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    out.unlink()
+    code, err = run_cli(capsys, "generate", "--model", rgb_model, "--source", sketch_folder, "--out", out,
+                        "--precision", "int8")
+    assert code == 2 and "error: precision int8 needs an x86 CPU" in err and "use fp32" in err
+    assert "Traceback" not in err and not out.exists()

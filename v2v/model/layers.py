@@ -9,12 +9,16 @@ from torch import nn
 class InstanceNorm(nn.InstanceNorm2d):
     """Instance normalisation (per sample and channel, affine).  On a CPU it runs as ``group_norm`` with one group
     per channel, the same statistics through a kernel ~5x faster there than ``instance_norm``'s reshaped batch norm
-    (bench/NOTES.md, "Instance norm as group norm"); elsewhere unchanged (not measured there).  Same weights and
-    names as ``nn.InstanceNorm2d``."""
+    (bench/NOTES.md, "Instance norm as group norm"); elsewhere unchanged (not measured there).  A channels_last map
+    of one sample (what the int8 convolutions of v2v.quantize give) takes batch norm's statistics instead: exact per
+    sample at batch 1, where ``group_norm`` in that layout computes a one-pass variance that loses its digits on a
+    map of large mean.  Same weights and names as ``nn.InstanceNorm2d``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or x.dim() != 4 or self.track_running_stats:
             return super().forward(x)
+        if x.shape[0] == 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         return F.group_norm(x, self.num_features, self.weight, self.bias, self.eps)
 
 
