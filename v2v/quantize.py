@@ -12,9 +12,11 @@ and the blend stay float32.  Nothing is compiled: no compiler, no wait.
 from __future__ import annotations
 
 import copy
+import math
 import platform
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .model.layers import OutputConv
@@ -55,6 +57,7 @@ class Int8Conv2d(nn.Module):
         self.register_buffer("w_scale", w_scale, persistent=False)
         self.register_buffer("w_zero_point", torch.zeros(w.shape[0], dtype=torch.long), persistent=False)
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().float(), persistent=False)
+        self.register_buffer("weight", w, persistent=False)     # for inputs with no range (NaN/inf): see forward
         stride, padding, dilation, groups = self.geometry
         # the packed weights do not depend on the input's scale and zero point (checked): any per call will do
         self.packed = torch.ops.onednn.qconv_prepack(qw, w_scale, 1.0, 0, stride, padding, dilation, groups, None)
@@ -63,11 +66,13 @@ class Int8Conv2d(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
         low, high = torch.aminmax(x.permute(0, 2, 3, 1).reshape(-1))   # flat: faster than on the 4-D view
         low, high = min(low.item(), 0.0), max(high.item(), 0.0)
+        stride, padding, dilation, groups = self.geometry
+        if not (math.isfinite(low) and math.isfinite(high)):   # NaN/inf from broken weights: passed on to the
+            return F.conv2d(x, self.weight, self.bias, stride, padding, dilation, groups)   # pipeline, which says so
         scale = max((high - low) / 255.0, 1e-12)
         zero_point = round(-low / scale)
         # round(x / scale) + zero point: the cast truncates, so +0.5 rounds (ties up); clamp for rounding at the ends
         qx = torch.add(x.new_tensor(zero_point + 0.5), x, alpha=1.0 / scale).clamp_(0, 255).to(torch.uint8)
-        stride, padding, dilation, groups = self.geometry
         return torch.ops.onednn.qconv2d_pointwise(qx, scale, zero_point, self.packed, self.w_scale, self.w_zero_point,
                                                   self.bias, stride, padding, dilation, groups, 1.0, 0, torch.float32,
                                                   "none", [], "")

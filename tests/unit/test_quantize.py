@@ -118,6 +118,9 @@ def test_each_input_is_quantised_over_its_own_range():
             assert ((q(x) - ref).abs().mean() / ref.abs().mean()) < 0.02
         zero = torch.zeros(1, 4, 16, 16)
         torch.testing.assert_close(q(zero), conv(zero), atol=1e-5, rtol=0)
+        broken = torch.rand(1, 4, 16, 16)
+        broken[0, 0, 3, 3] = float("nan")            # from broken weights upstream: NaN goes on (the pipeline
+        assert torch.isnan(q(broken)).any()          # names the weights), no error about a range
 
 
 def test_int8_network_leaves_the_heads_and_transposed_convolutions_float32():
