@@ -5,9 +5,9 @@ after the eager fast paths a frame's cost is the convolutions themselves (bench/
 :func:`int8_network` copies the generator with each such convolution replaced by :class:`Int8Conv2d`, oneDNN's int8
 convolution (``torch.ops.onednn``, the kernels PyTorch's own x86 quantisation lowers to): weights quantised once,
 symmetrically per output channel; each input quantised to 8 bits over its own range, per call, so nothing is
-calibrated and no content can fall outside a range measured earlier (ranges measured on a video's first frames
-fitted its later content badly: bench/NOTES.md).  Norms, transposed convolutions, the output heads, the flow warp
-and the blend stay float32.  Nothing is compiled: no compiler, no wait.
+calibrated and no content can fall outside a range measured earlier (ranges measured on one shot fitted another
+badly: bench/NOTES.md).  Norms, transposed convolutions, the output heads, the flow warp and the blend stay
+float32.  Nothing is compiled: no compiler, no wait.
 """
 from __future__ import annotations
 
