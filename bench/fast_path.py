@@ -50,8 +50,6 @@ def measure(model_path: str | None, device: str, mode: str, frames: int, warmup:
         h, w = training_frame_size(model.file_metadata)
     model = model.to(device)
     int8, compile = mode == "int8", mode.startswith("compiled")
-    first_fast = model.cfg.n_past                              # the first steady step: compiles, or is int8
-    warmup = max(warmup, first_fast + 2)
     g = torch.Generator().manual_seed(0)
     sources = [torch.rand(model.cfg.input_nc, h, w, generator=g).to(device) for _ in range(warmup + frames)]
     sampler = StreamingSampler(model, device=device, compile=compile, precision="int8" if int8 else "fp32")
@@ -62,7 +60,7 @@ def measure(model_path: str | None, device: str, mode: str, frames: int, warmup:
         ts = time.perf_counter()
         outs.append(sampler.step(s).clone())
         sync(device)
-        if i == first_fast:                                    # the first steady (compiled or int8) step
+        if i == model.cfg.n_past:                              # the first steady-state (compiled or int8) step
             first_compiled_s = round(time.perf_counter() - ts, 2)
     warm_s = time.perf_counter() - t0
     sync(device)
@@ -112,8 +110,8 @@ def markdown(rows: list[dict]) -> str:
         e = by.get("eager")
         if e:
             lines.append(f"| {name}, {e['size']} | eager | {e['ms_per_frame']} | - | - |")
-        for kind in ("compiled", "int8"):
-            c, w = (by.get("int8"), None) if kind == "int8" else (by.get(f"{kind}_cold"), by.get(f"{kind}_warm"))
+        for kind, c, w in (("compiled", by.get("compiled_cold"), by.get("compiled_warm")),
+                           ("int8", by.get("int8"), None)):
             r = w or c
             if r is None:
                 continue

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.evaluate import run_context, write_report  # noqa: E402
-from bench.shot_cuts import MODELS, frames_of, spliced_video  # noqa: E402
+from bench.shot_cuts import MODELS, SIZE, extracted, frames_of, spliced_video  # noqa: E402
 
 # (clip, first frame, frames): each model's own footage first, then the others
 SEGMENTS = {
@@ -52,30 +52,21 @@ def agreement(task: str, segments: list) -> dict:
     import torch
 
     from v2v.model.checkpoint import load_generator
-    from v2v.pipeline import model_recipe, target_size
+    from v2v.pipeline import target_size
     from v2v.sources.base import ShotOptions, tensor_source
-    from v2v.sources.recipe import source_for
 
     video, true_cuts = spliced_video(segments)
     model = load_generator(MODELS / f"{task}.safetensors")
-    size = target_size(model, (480, 640), "model")
-    source = source_for(model_recipe(model), video, size=size)
-    frames, detected = [], []
-    for f in source.frames(shots=ShotOptions()):
-        frames.append(f.tensor)
-        if f.cut:
-            detected.append(f.index)
-    stacked = torch.stack(frames)
-    fixed = tensor_source(stacked, kind=source.kind, label_nc=source.label_nc)
+    size = target_size(model, SIZE, "model")
+    stacked, kind, detected = extracted(model, video, size)
     shots = ShotOptions(detect=False, cut_frames=tuple(detected))
-    fp32 = frames_of(model, fixed, shots=shots)
-    int8 = frames_of(model, fixed, shots=shots, precision="int8")
+    fp32 = frames_of(model, tensor_source(stacked, **kind), shots=shots)
+    int8 = frames_of(model, tensor_source(stacked, **kind), shots=shots, precision="int8")
     noise = torch.randn(stacked.shape, generator=torch.Generator().manual_seed(0)) * NOISE
-    perturbed = frames_of(model, tensor_source(stacked + noise, kind=source.kind, label_nc=source.label_nc),
-                          shots=shots)
+    perturbed = frames_of(model, tensor_source(stacked + noise, **kind), shots=shots)
     skip = model.cfg.n_past                        # each shot's warm-up frames: float32 in both runs
     starts = [0, *detected]
-    bounds = [0, *true_cuts, len(frames)]
+    bounds = [0, *true_cuts, len(stacked)]
     rows = []
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
         shot_start = max(s for s in starts if s <= a)

@@ -83,24 +83,34 @@ def frames_of(model, source, **kw) -> list[np.ndarray]:
     return [f.astype(np.int16) for f in frames_uint8(generate(model, source, **kw))]
 
 
-def evaluate_task(task: str, video: Path, true_cuts: list[int], after: int) -> dict:
+def extracted(model, video: Path, size: tuple[int, int]):
+    """``video`` turned into ``model``'s source at ``size`` by its recorded recipe, extracted once: the frames as one
+    tensor, the source's kind and label count, and the cuts the detector marks on the decoded video."""
     import torch
 
+    from v2v.pipeline import model_recipe
+    from v2v.sources.base import ShotOptions
+    from v2v.sources.recipe import source_for
+
+    source = source_for(model_recipe(model), video, size=size)
+    frames, detected = [], []
+    for f in source.frames(shots=ShotOptions()):
+        frames.append(f.tensor)
+        if f.cut:
+            detected.append(f.index)
+    return torch.stack(frames), dict(kind=source.kind, label_nc=source.label_nc), detected
+
+
+def evaluate_task(task: str, video: Path, true_cuts: list[int], after: int) -> dict:
     from v2v.model.checkpoint import load_generator
     from v2v.pipeline import model_recipe, target_size
     from v2v.sources.base import ShotOptions, tensor_source
-    from v2v.sources.recipe import source_for
 
     model = load_generator(MODELS / f"{task}.safetensors")
     recipe = model_recipe(model)
     size = target_size(model, SIZE, "model")
-    source = source_for(recipe, video, size=size)
-    frames, detected = [], []
-    for f in source.frames(shots=ShotOptions()):       # extract once, cuts marked on the decoded video
-        frames.append(f.tensor)
-        if f.cut:
-            detected.append(f.index)
-    fixed = tensor_source(torch.stack(frames), kind=source.kind, label_nc=source.label_nc)
+    frames, kind, detected = extracted(model, video, size)
+    fixed = tensor_source(frames, **kind)
     on = frames_of(model, fixed, shots=ShotOptions(detect=False, cut_frames=tuple(detected)))
     off = frames_of(model, fixed, shots=None)
     per_cut = []

@@ -28,9 +28,10 @@ def int8_problem(device: torch.device) -> str | None:
     """Why int8 cannot run here, with the fix; None when it can."""
     if device.type != "cpu":
         return f"precision int8 runs on a CPU only (x86 oneDNN kernels); on {device.type} use fp32 or bf16"
-    if platform.machine().lower() not in _X86 or not torch.backends.mkldnn.is_available():
+    onednn = torch.backends.mkldnn.is_available()
+    if platform.machine().lower() not in _X86 or not onednn:
         return (f"precision int8 needs an x86 CPU and a PyTorch built with oneDNN (this is {platform.machine()}, "
-                f"oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}): use fp32")
+                f"oneDNN {'on' if onednn else 'off'}): use fp32")
     if not hasattr(torch.ops.onednn, "qconv2d_pointwise"):
         return f"precision int8 needs oneDNN's int8 convolution, which torch {torch.__version__} lacks: use fp32"
     return None
@@ -39,9 +40,8 @@ def int8_problem(device: torch.device) -> str | None:
 def quantisable(model: nn.Module) -> dict[str, nn.Conv2d]:
     """The convolutions that run in int8: every ``nn.Conv2d`` but the output heads' (the frame, flow and mask keep
     full precision; they are not called as modules either) and transposed ones (no int8 kernel used here)."""
-    heads = {f"{name}.{sub}" for name, m in model.named_modules() if isinstance(m, OutputConv)
-             for sub, _ in m.named_modules() if sub}
-    return {name: m for name, m in model.named_modules() if type(m) is nn.Conv2d and name not in heads}
+    heads = {id(m[1]) for m in model.modules() if isinstance(m, OutputConv)}
+    return {name: m for name, m in model.named_modules() if type(m) is nn.Conv2d and id(m) not in heads}
 
 
 class Int8Conv2d(nn.Module):

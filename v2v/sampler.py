@@ -79,8 +79,9 @@ class StreamingSampler:
         self._given = [] if first_frame is None else self._check_first_frame(first_frame)
         self._real: list[torch.Tensor] = list(self._given)    # real frames still to apply in this shot
         if precision == "int8":
-            problem = int8_problem(self.device) or ("compile and precision int8 do not combine (the int8 step "
-                                                    "runs eager): choose one" if compile else None)
+            problem = int8_problem(self.device)
+            if not problem and compile:
+                problem = "compile and precision int8 do not combine (the int8 step runs eager): choose one"
             if problem:
                 raise RuntimeError(problem)
             self._steady = int8_network(self.model)
