@@ -82,9 +82,14 @@ def source_kind(path: Path, model, recipe) -> str:
 
 
 def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
-                crop: tuple[int, int, int, int] | None = None):
-    """The SourceVideo of ``--source`` read as ``kind`` (``crop``: a window of a raw video's frames)."""
+                crop: tuple[int, int, int, int] | None = None, resize=None):
+    """The SourceVideo of ``--source`` read as ``kind`` and the size of its frames as given, ``(h, w)`` (``crop``: a
+    window of a raw video's frames).  A raw video is extracted at the size ``resize`` asks for straight away:
+    extracting at its own size first and again when :func:`v2v.pipeline.prepare_source` resizes fitted the
+    background model (MOG2) twice, seconds of each run."""
+    from .pipeline import target_size
     from .sources.labels import label_video
+    from .sources.recipe import source_for
     from .sources.prepared import array_source, rendering_source
 
     cfg = model.cfg
@@ -110,7 +115,8 @@ def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
             except ValueError as e:
                 raise UsageError(f"--crop: {e}") from None
         log(f"source: {recipe.describe()}, extracted from {path} ({video.width}x{video.height}, {len(video)} frames)")
-        return recipe.build(video)
+        video_size = (video.height, video.width)
+        return source_for(recipe, video, target_size(model, video_size, resize)), video_size
     if crop is not None:
         raise UsageError("--crop applies to raw video (--source-kind video); crop prepared sources beforehand")
     if kind == "labels":
@@ -121,13 +127,15 @@ def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
             sibling = path.parent / "instance"      # every label segment is one instance
             boundary = sibling if path.name == "source" and sibling.is_dir() else "labels"
         label_set = recipe.params.get("label_set") if recipe is not None and recipe.extractor == "label_maps" else None
-        return label_video(path, label_nc=cfg.label_nc, label_set_name=label_set, instances=boundary, fps=fps or 30.0)
-    if kind == "rgb":
-        return rendering_source(path, kind="pose" if recipe is None or recipe.kind == "pose" else "sketch",
-                                fps=fps or 30.0)
-    if kind == "array":
-        return array_source(path, fps=fps or 30.0)
-    raise UsageError(f"unknown source kind {kind!r}; choose one of {SOURCE_KINDS}")
+        source = label_video(path, label_nc=cfg.label_nc, label_set_name=label_set, instances=boundary, fps=fps or 30.0)
+    elif kind == "rgb":
+        source = rendering_source(path, kind="pose" if recipe is None or recipe.kind == "pose" else "sketch",
+                                  fps=fps or 30.0)
+    elif kind == "array":
+        source = array_source(path, fps=fps or 30.0)
+    else:
+        raise UsageError(f"unknown source kind {kind!r}; choose one of {SOURCE_KINDS}")
+    return source, source.size
 
 
 def _crop_arg(text: str):
@@ -216,9 +224,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model = load_generator(args.model, device=args.device)
     recipe = model_recipe(model)
     kind = source_kind(src_path, model, recipe) if args.source_kind == "auto" else args.source_kind
-    source = load_source(src_path, kind, model, recipe, fps=args.fps, log=log, crop=args.crop)
-    video_size = source.size
-    source = prepare_source(model, source, resize=args.resize, model_name=Path(args.model).name)
+    source, video_size = load_source(src_path, kind, model, recipe, fps=args.fps, log=log, crop=args.crop,
+                                     resize=args.resize)
+    source = prepare_source(model, source, resize=None if kind == "video" else args.resize,
+                            model_name=Path(args.model).name)
     if args.resize in (None, "off"):
         advice = scale_advice(source.size, model_frame_size(model))
         if advice:
@@ -270,8 +279,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     kind = source_kind(src_path, renderer, recipe) if args.source_kind == "auto" else args.source_kind
     if kind not in ("video", "labels"):
         raise UsageError("--source must be a raw video or label-id images (the maps the renderer takes)")
-    source = prepare_source(renderer, load_source(src_path, kind, renderer, recipe, fps=args.fps, log=log),
-                            resize=args.resize, model_name=Path(args.renderer).name)
+    source, _ = load_source(src_path, kind, renderer, recipe, fps=args.fps, log=log, resize=args.resize)
+    source = prepare_source(renderer, source, resize=None if kind == "video" else args.resize,
+                            model_name=Path(args.renderer).name)
     start = 0 if args.observed is None else max(0, len(source) - args.observed)
     observed = [f.ids.astype(np.uint8) for f in source.frames(start)]
     real_path = src_path if kind == "video" else (Path(args.real) if args.real else None)

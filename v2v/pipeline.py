@@ -133,10 +133,14 @@ def prepare_source(model: torch.nn.Module, source: SourceVideo, *, resize=None,
     centres), resized when asked (re-extracted at the new size where it was extracted), channels checked."""
     from .sources.recipe import check
 
+    recipe = model_recipe(model)
     try:
-        source = check(model_recipe(model), source, model_name=model_name)
+        source = check(recipe, source, model_name=model_name)
         size = target_size(model, source.size, resize)
-        source = source.at_size(size)
+        # re-extracted at the model's extraction scale (the body model's poses were found at 2x its frames): the
+        # source's own recipe says 1x, the size it was made at
+        same = recipe is not None and source.recipe is not None and source.recipe.extractor == recipe.extractor
+        source = source.at_size(size, recipe.extract_scale if same else None)
     except SourceError as e:
         raise GenerateError(str(e)) from None
     check_channels(model.cfg, source)

@@ -149,6 +149,21 @@ def test_a_mismatched_source_is_refused_naming_both(tmp_path, clip):
     assert prepare_source(edges, edge_sketch(clip, blur=5)) is not None
 
 
+def test_a_resized_source_is_extracted_at_the_models_scale(tmp_path, clip):
+    """An edge sketch made at the video's size (as a node makes it), resized for a model whose sketches were
+    extracted at 2x its frames: re-extracted at 2x the new size, the source the trainer and source_for make (at
+    1x the lines would be drawn twice as thick)."""
+    from v2v.sources.sketch import edge_sketch
+
+    recipe = SourceRecipe("edge_sketch", {"sigma": 0.33, "blur": 3}, extract_scale=2.0)
+    model = _model(tmp_path, 1, recipe)
+    given = edge_sketch(clip)                                     # 128x96, its own recipe says 1x
+    ours = prepare_source(model, given, resize=(48, 64)).tensor()
+    assert torch.equal(ours, source_for(recipe, clip, size=(48, 64)).tensor())
+    assert not torch.equal(ours, given.at_size((48, 64)).tensor())
+    assert prepare_source(model, given) is given                  # the video's own size: extracted as it is
+
+
 def test_pseudo_labels_are_remade_with_the_models_centres(clip):
     """A pseudo-label source fitted to another video is re-made with the model's centres (ids then mean what
     they meant in training); its other settings must match."""

@@ -172,15 +172,15 @@ class SourceVideo:
         rgb = [f.preview for f in self.frames(only=picks)]
         return torch.from_numpy(np.stack(rgb)).float().div_(255.0)
 
-    def at_size(self, size: tuple[int, int]) -> "SourceVideo":
-        """This source at ``size=(h, w)``: re-extracted from the resized video when it was extracted (at the
-        recipe's extraction scale, then resized as the trainer resizes), else resized frame by frame."""
+    def at_size(self, size: tuple[int, int], extract_scale: float | None = None) -> "SourceVideo":
+        """This source at ``size=(h, w)``: re-extracted from the resized video when it was extracted (at
+        ``extract_scale`` x ``size``: a model's recipe's scale, default this source's own, then resized as the
+        trainer resizes), else resized frame by frame."""
         size = (int(size[0]), int(size[1]))
         if size == self.size:
             return self
         if self.video is not None and self._rebuild is not None:
-            scale = getattr(self.recipe, "extract_scale", 1.0) or 1.0
-            at = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+            at = extraction_size(size, extract_scale or getattr(self.recipe, "extract_scale", 1.0) or 1.0)
             source = self._rebuild(self.video.edit(size=at, max_side=None))
             return source if source.size == size else resized(source, size)
         return resized(self, size)
@@ -194,6 +194,11 @@ class SourceVideo:
         how = f", recipe={self.recipe.extractor!r}" if self.recipe is not None else ""
         return (f"SourceVideo(kind={self.kind!r}, frames={len(self)}, input_nc={self.input_nc}, "
                 f"label_nc={self.label_nc}, size={self.width}x{self.height}, fps={self.fps:g}{how})")
+
+
+def extraction_size(size: tuple[int, int], extract_scale: float) -> tuple[int, int]:
+    """The (h, w) a recipe extracts at to make a source of ``size``: ``size`` x its ``extract_scale``."""
+    return max(1, round(size[0] * extract_scale)), max(1, round(size[1] * extract_scale))
 
 
 def spread(n: int, k: int) -> list[int]:

@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import SourceError, SourceVideo, resized
+from .base import SourceError, SourceVideo, extraction_size, resized
 
 METADATA_KEY = "v2v.source"
 KIND_OF = {"pseudo_labels": "label", "label_maps": "label", "face_sketch": "sketch", "edge_sketch": "sketch",
@@ -105,14 +105,14 @@ class SourceRecipe:
 
 def source_for(recipe: SourceRecipe, video, size: tuple[int, int] | None = None, *, progress=None) -> SourceVideo:
     """The recipe's source of ``video`` at ``size=(h, w)`` (None: the video's size): extracted at ``size`` x
-    ``extract_scale``, then resized to ``size`` as the trainer's loader resized the training sources."""
+    ``extract_scale``, then resized to ``size`` as the trainer's loader resized the training sources; at the
+    video's own size, extracted as it is (as :meth:`SourceVideo.at_size` keeps it)."""
     from .base import video_input
 
     video = video_input(video)
-    if size is None:
+    if size is None or tuple(size) == (video.height, video.width):
         return recipe.build(video, progress=progress)
-    s = recipe.extract_scale
-    at = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
+    at = extraction_size(size, recipe.extract_scale)
     source = recipe.build(video.edit(size=at, max_side=None), progress=progress)
     return source if source.size == tuple(size) else resized(source, tuple(size))
 
