@@ -57,5 +57,10 @@ def model_to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 def uint8_to_model(rgb: np.ndarray) -> torch.Tensor:
-    """numpy uint8 ``[..., H, W, 3]`` RGB -> float32 ``[..., 3, H, W]`` in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).movedim(-1, -3).float().div(127.5).sub(1)
+    """numpy uint8 ``[..., H, W, 3]`` RGB -> float32 ``[..., 3, H, W]`` in [-1, 1].  In numpy: extractors call this
+    in the read-ahead thread, where torch kernels would contend with the network's threads (see
+    :func:`v2v.sources.labels.one_hot`)."""
+    x = np.ascontiguousarray(np.moveaxis(np.asarray(rgb), -1, -3), dtype=np.float32)
+    x /= np.float32(127.5)
+    x -= np.float32(1)
+    return torch.from_numpy(x)

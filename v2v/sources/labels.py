@@ -271,26 +271,36 @@ def check_ids(ids: np.ndarray, label_nc: int, *, ignore_ids: Sequence[int] = (),
 
 def one_hot(ids: np.ndarray | torch.Tensor, label_nc: int, *, ignore_ids: Sequence[int] = (),
             frame: str = "frame") -> torch.Tensor:
-    """``[H, W]`` ids -> ``[label_nc, H, W]`` float32 one-hot (ignored ids -> all zeros)."""
+    """``[H, W]`` ids -> ``[label_nc, H, W]`` float32 one-hot (ignored ids -> all zeros).
+
+    Made in numpy and handed over with ``torch.from_numpy``: extraction runs in the read-ahead thread
+    (:mod:`v2v.prefetch`), where a torch kernel would start a second OpenMP team beside the network's, and
+    on a machine with few cores the two teams' spinning threads slowed each other many times over."""
     ids_np = ids.numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
     check_ids(ids_np, label_nc, ignore_ids=ignore_ids, frame=frame)
-    t = torch.from_numpy(ids_np.astype(np.int64))
-    valid = (t >= 0) & (t < label_nc)
-    out = torch.zeros((label_nc, *t.shape), dtype=torch.float32)
-    out.scatter_(0, t.clamp(0, label_nc - 1).unsqueeze(0), valid.unsqueeze(0).float())
-    return out
+    return torch.from_numpy(_one_hot_np(ids_np, label_nc))
+
+
+def _one_hot_np(ids: np.ndarray, label_nc: int) -> np.ndarray:
+    """``[H, W]`` -> ``[label_nc, H, W]`` float32; ids outside ``[0, label_nc)`` match no channel (all zeros)."""
+    return (ids[None] == np.arange(label_nc, dtype=ids.dtype)[:, None, None]).astype(np.float32)
 
 
 def encode_frame(ids: np.ndarray, label_nc: int, boundary: np.ndarray | None = None, *,
                  ignore_ids: Sequence[int] = (), frame: str = "frame") -> torch.Tensor:
-    """One source frame: one-hot ids, then the boundary channel when given -> ``[label_nc(+1), H, W]``."""
-    oh = one_hot(ids, label_nc, ignore_ids=ignore_ids, frame=frame)
+    """One source frame: one-hot ids, then the boundary channel when given -> ``[label_nc(+1), H, W]`` (numpy
+    throughout, see :func:`one_hot`)."""
+    ids = np.asarray(ids)
+    check_ids(ids, label_nc, ignore_ids=ignore_ids, frame=frame)
     if boundary is None:
-        return oh
+        return torch.from_numpy(_one_hot_np(ids, label_nc))
     if boundary.shape != ids.shape:
         raise SourceError(f"{frame}: instance map is {boundary.shape[1]}x{boundary.shape[0]}, "
                           f"label map is {ids.shape[1]}x{ids.shape[0]}")
-    return torch.cat([oh, torch.from_numpy(boundary.astype(np.float32))[None]], 0)
+    out = np.empty((label_nc + 1, *ids.shape), dtype=np.float32)
+    np.equal(ids[None], np.arange(label_nc, dtype=ids.dtype)[:, None, None], out=out[:label_nc], casting="unsafe")
+    out[label_nc] = boundary
+    return torch.from_numpy(out)
 
 
 def render_labels(ids: np.ndarray, palette: np.ndarray, boundary: np.ndarray | None = None) -> np.ndarray:

@@ -83,7 +83,11 @@ class PseudoLabeler:
             raise RuntimeError("PseudoLabeler.fit must run before predict")
         H, W = rgb.shape[:2]
         f = self.features(rgb)
-        d = (f * f).sum(1, keepdims=True) - 2 * f @ self.centers.T + (self.centers ** 2).sum(1)[None]
+        # einsum, not ``f @ centers.T``: a matrix product wakes numpy's BLAS threads, which then spin beside the
+        # network's threads (this runs in the read-ahead thread) and made every generated frame twice as slow on
+        # a 2-core CPU (bench/NOTES.md, "Extraction beside the network")
+        m = self.centers
+        d = (f * f).sum(1, keepdims=True) - 2 * np.einsum("nj,kj->nk", f, m) + (m ** 2).sum(1)[None]
         ids = d.argmin(1).reshape(H, W).astype(np.int32)
         if self.mode_filter and self.mode_filter > 1:
             votes = np.stack([cv2.boxFilter((ids == c).astype(np.float32), -1, (self.mode_filter,) * 2)

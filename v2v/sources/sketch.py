@@ -60,8 +60,8 @@ def edge_sketch(video, *, sigma: float = 0.33, blur: int = 3, fps: float = 30.0,
     def stream(start, stop, shots, only):
         for i, rgb, cut in decoded_frames(video, start, stop, shots, only):
             lines = auto_canny(rgb, sigma, blur) > 0
-            yield SourceFrame(i, torch.from_numpy(lines).float()[None], np.repeat(lines[..., None] * np.uint8(255), 3, 2),
-                              cut=cut)
+            tensor = torch.from_numpy(lines[None].astype(np.float32))     # numpy: see labels.one_hot
+            yield SourceFrame(i, tensor, np.repeat(lines[..., None] * np.uint8(255), 3, 2), cut=cut)
 
     recipe = SourceRecipe("edge_sketch", {"sigma": sigma, "blur": blur})
     return SourceVideo(kind="sketch", input_nc=1, label_nc=0, height=video.height, width=video.width, fps=video.fps,
