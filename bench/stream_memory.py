@@ -7,13 +7,18 @@ every shipped model, in the CLI and in the node's file mode; frames per second e
     python bench/stream_memory.py --modes cli --lengths 300 --compile   # the CLI with its compiled step
     python bench/stream_memory.py --modes cli --lengths 300 --read-ahead 0 2 --repeats 2   # reading the source
                                                            #   ahead or not, alternating, in one call
+    git worktree add /tmp/v2v-a6a83b3 a6a83b3 && ln -s $PWD/.cache /tmp/v2v-a6a83b3/.cache
+    python bench/stream_memory.py --modes cli --lengths 600 --precision fp32 int8 --code /tmp/v2v-a6a83b3
+                                                           # this checkout against an older one, alternating
 
 Each run is a separate process whose resident memory (with its children: the mediapipe worker) is sampled
 every 0.1 s; the peak is reported.  The clips are real footage of at least 640x480, looped forward and
 backward (no cut at the loop) to the length: street and body on OpenCV's vtest.avi (768x576), face on
 OpenCV's Megamind.avi (720x528, CG faces).  Every run generates at the model's training size (``--resize
 model`` / the node's ``resize = model``).  The CLI reports its own timings (``--stats``); the node run is timed
-around ``run_generate``.  Results: a markdown table and JSON (``--out``) naming the machine.
+around ``run_generate``; ``seconds`` is the whole process's wall time.  ``--code`` runs other checkouts' CLIs
+(float32, this environment's Python and model files, each in its own tree) in turn with this one's, on the same
+clips.  Results: a markdown table and JSON (``--out``) naming the machine.
 """
 from __future__ import annotations
 
@@ -56,13 +61,13 @@ def looped_clip(clip: Path, n: int) -> Path:
 
 
 # ---- measuring a process --------------------------------------------------------------------------------
-def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.1) -> dict:
+def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.1, cwd: Path = ROOT) -> dict:
     """Run ``cmd``; peak and sampled RSS (MB) of it and its children, wall time, exit status, stderr tail."""
     import psutil
 
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=err)
         ps = psutil.Process(proc.pid)
         peak, samples = 0.0, []
         while proc.poll() is None:
@@ -80,12 +85,14 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.1)
             "rss_samples": samples[:: max(1, len(samples) // 60)], "stderr_tail": tail}
 
 
-def cli_run(task: str, clip: Path, out: Path, compile: bool = False, read_ahead: int | None = None) -> dict:
+def cli_run(task: str, clip: Path, out: Path, compile: bool = False, read_ahead: int | None = None,
+            precision: str | None = None, code: Path = ROOT) -> dict:
     stats = out.with_suffix(".json")
     r = run_measured([sys.executable, "-m", "v2v", "generate", "--model", str(MODELS / f"{task}.safetensors"),
                       "--source", str(clip), "--out", str(out), "--resize", "model", "--quiet", "--stats", str(stats),
                       *(["--compile"] if compile else []),
-                      *(["--read-ahead", str(read_ahead)] if read_ahead is not None else [])])
+                      *(["--read-ahead", str(read_ahead)] if read_ahead is not None else []),
+                      *(["--precision", precision] if precision is not None else [])], cwd=code)
     if r["returncode"] == 0:
         s = json.loads(stats.read_text())
         r.update(frames=s["frames"], fps=s["fps"], sampler_fps=s["sampler_fps"], cuts=s["cuts"])
@@ -125,20 +132,29 @@ def node_main(task: str, clip: Path) -> int:
     return 0
 
 
+def commit_of(tree: Path) -> str:
+    """``tree``'s checked-out commit, short (with "+changes" when its work tree differs from it)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True, check=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if git("status", "--porcelain", "-uno") else "")
+
+
 # ---- the report -------------------------------------------------------------------------------------------
 def run_label(r: dict) -> str:
-    return (r["mode"] + (" --compile" if r.get("compile") else "")
-            + (f" --read-ahead {r['read_ahead']}" if r.get("read_ahead") is not None else ""))
+    return ((f"{r['code']}: " if r.get("code") else "") + r["mode"] + (" --compile" if r.get("compile") else "")
+            + (f" --read-ahead {r['read_ahead']}" if r.get("read_ahead") is not None else "")
+            + (f" --precision {r['precision']}" if r.get("precision") is not None else ""))
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| task | mode | frames | peak resident MB | frames/s end to end | frames/s in the generator |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| task | mode | frames | peak resident MB | frames/s end to end | frames/s in the generator | "
+             "process wall s |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         sampler = f"{r['sampler_fps']:.2f}" if "sampler_fps" in r else "-"
         mode = run_label(r)
         lines.append(f"| {r['task']} | {mode} | {r['frames_requested']:,} | {r['peak_mb']:.0f} | "
-                     f"{r.get('fps', float('nan')):.2f} | {sampler} |")
+                     f"{r.get('fps', float('nan')):.2f} | {sampler} | {r['seconds']:.1f} |")
     growth = []
     for task in dict.fromkeys(r["task"] for r in rows):
         for mode in dict.fromkeys(run_label(r) for r in rows):
@@ -154,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("action", nargs="?", default="run", choices=("run", "node-run"))
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    ap.add_argument("--lengths", nargs="+", type=int, default=[300, 3000])
+    ap.add_argument("--lengths", nargs="+", type=int, default=None, help="frames per run (default: 300 3000; "
+                                                                           "with --smoke: 12 24)")
     ap.add_argument("--modes", nargs="+", default=["cli", "node"], choices=("cli", "node"))
     ap.add_argument("--task", help="node-run: the task")
     ap.add_argument("--clip", type=Path, help="node-run: the looped clip")
@@ -165,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="CLI runs with --compile (the compiler's wait, cold or warm cache, is in the timing)")
     ap.add_argument("--read-ahead", nargs="+", type=int, default=[None], metavar="N",
                     help="CLI runs with --read-ahead N, each value in turn on the same clip (default: the CLI's own)")
+    ap.add_argument("--precision", nargs="+", default=[None], choices=("fp32", "bf16", "int8"),
+                    help="CLI runs with --precision P, each value in turn (default: the CLI's own)")
+    ap.add_argument("--code", nargs="+", type=Path, default=[], metavar="DIR",
+                    help="other checkouts whose CLI runs (float32) in turn with this one's, e.g. a git worktree of an "
+                         "older commit with this checkout's .cache linked into it")
     ap.add_argument("--repeats", type=int, default=1, help="run every configuration this many times, alternating")
     ap.add_argument("--machine", default=f"{os.cpu_count()}-core CPU")
     a = ap.parse_args(argv)
@@ -172,22 +194,29 @@ def main(argv: list[str] | None = None) -> int:
         return node_main(a.task, a.clip)
     clips = {task: None for task in a.tasks}
     if a.smoke:     # committed data only
-        a.lengths, clips = [12, 24], {"face": ROOT / "workflows" / "input" / "vid2vid_carphone_60f.mp4"}
+        a.lengths, clips = a.lengths or [12, 24], {"face": ROOT / "workflows" / "input" / "vid2vid_carphone_60f.mp4"}
+    a.lengths = a.lengths or [300, 3000]
     rows = []
     with tempfile.TemporaryDirectory(prefix="v2v-memory-") as tmp:
         for task, clip_path in clips.items():
             for n in a.lengths:
                 clip = looped_clip(clip_path or sample_clip(TASKS[task]), n)
-                configs = [(mode, ahead) for mode in a.modes for ahead in (a.read_ahead if mode == "cli" else [None])]
+                configs = [(code, "cli", None, "fp32") for code in a.code]     # (checkout, mode, read-ahead, precision)
+                configs += [(None, mode, ahead, p) for mode in a.modes
+                            for ahead in (a.read_ahead if mode == "cli" else [None])
+                            for p in (a.precision if mode == "cli" else [None])]
                 for repeat in range(a.repeats):
-                    for mode, ahead in configs:
+                    for code, mode, ahead, precision in configs:
                         out = Path(tmp) / mode / f"{task}_{n}.mp4"
                         out.parent.mkdir(exist_ok=True)
-                        r = cli_run(task, clip, out, a.compile, ahead) if mode == "cli" else node_run(task, clip, out)
+                        r = (node_run(task, clip, out) if mode == "node" else
+                             cli_run(task, clip, out, a.compile, ahead, precision) if code is None else
+                             cli_run(task, clip, out, precision=precision, code=code))
                         if r["returncode"] != 0:
                             raise SystemExit(f"{task} {mode} {n}: exit {r['returncode']}: {r['stderr_tail']}")
                         r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)",
-                                 compile=a.compile and mode == "cli", read_ahead=ahead, repeat=repeat)
+                                 compile=a.compile and mode == "cli" and code is None, read_ahead=ahead, repeat=repeat,
+                                 precision=precision, code=code and commit_of(code))
                         rows.append(r)
                         print(json.dumps({k: v for k, v in r.items() if k != "rss_samples"}), flush=True)
     table = markdown(rows)

@@ -41,6 +41,7 @@ from .model.style import StyleError, StylePlan, class_styles, read_style_mixture
 from .prefetch import READ_AHEAD, read_ahead as read_ahead_of
 from .sampler import StreamingSampler
 from .sources.base import ShotOptions, SourceError, SourceFrame, SourceVideo
+from .threads import ThreadTuner
 
 Progress = Callable[[int, int], None]
 
@@ -442,6 +443,7 @@ class RunStats:
     seconds: float = 0.0
     sampler_seconds: float = 0.0
     cuts: list[int] = field(default_factory=list)
+    threads: int | None = None          # the network's CPU threads, as :class:`v2v.threads.ThreadTuner` left them
 
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
@@ -452,7 +454,7 @@ class RunStats:
     def to_dict(self) -> dict:
         return {"frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps(), 3),
                 "sampler_seconds": round(self.sampler_seconds, 3), "sampler_fps": round(self.sampler_fps(), 3),
-                "cuts": list(self.cuts)}
+                "cuts": list(self.cuts), "threads": self.threads}
 
 
 @dataclass
@@ -495,6 +497,8 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
     t0 = time.perf_counter()
     stream = read_ahead_of(source.frames(frames.start, frames.stop, shots=shots or ShotOptions(detect=False)),
                            read_ahead)
+    # the source extracted beside the network on a CPU: measure how many threads the network should keep
+    tuner = ThreadTuner() if read_ahead > 0 and torch.device(device).type == "cpu" else None
     try:
         for done, f in enumerate(stream, start=1):
             if f.cut:
@@ -522,8 +526,13 @@ def generate(model: torch.nn.Module, source: SourceVideo, *, start: int = 0, max
             yield Generated(f.index, pad.crop(out[0]), f.cut)
             if progress is not None:
                 progress(done, len(frames))
+            if tuner is not None:
+                tuner.tick()
+                stats.threads = tuner.chosen
     finally:   # now, not when collected (a traceback can hold this frame): stops the thread, frees the extractor
         stream.close()
+        if tuner is not None:
+            tuner.close()
     stats.seconds = time.perf_counter() - t0
 
 

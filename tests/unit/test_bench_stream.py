@@ -39,6 +39,16 @@ def test_stream_memory_read_ahead_pairs(tmp_path):
     assert all(r["frames"] == r["frames_requested"] for r in runs)
 
 
+def test_stream_memory_against_other_code(tmp_path):
+    """--code runs another checkout's CLI (here this one, as a stand-in for a git worktree) beside this one's runs
+    in each --precision, in turn."""
+    pytest.importorskip("dlib")
+    runs = run("stream_memory.py", tmp_path, "--modes", "cli", "--lengths", "12", "--precision", "fp32", "int8",
+               "--code", str(REPO))["runs"]
+    assert [(r["code"] is not None, r["precision"]) for r in runs] == [(True, "fp32"), (False, "fp32"), (False, "int8")]
+    assert all(r["frames"] == 12 and r["seconds"] > 0 for r in runs)
+
+
 def test_shot_cuts_smoke(tmp_path):
     pytest.importorskip("dlib")
     result = run("shot_cuts.py", tmp_path)["results"][0]
