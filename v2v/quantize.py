@@ -13,6 +13,7 @@ float32.  Nothing is compiled: no compiler, no wait.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import platform
 
@@ -45,12 +46,36 @@ def quantisable(model: nn.Module) -> dict[str, nn.Conv2d]:
     return {name: m for name, m in model.named_modules() if type(m) is nn.Conv2d and id(m) not in heads}
 
 
+def full_range_error() -> float:
+    """Mean relative error against float32 of a test convolution with inputs over the whole uint8 range."""
+    g = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(16, 16, 3)
+    with torch.no_grad():
+        conv.weight.copy_(torch.rand(conv.weight.shape, generator=g) * 2 - 1)
+        conv.bias.zero_()
+    x = torch.rand(1, 16, 12, 12, generator=g) * 4 - 1
+    with torch.inference_mode():
+        ref, out = conv(x), Int8Conv2d(conv, levels=255)(x)
+    return ((out - ref).abs().mean() / ref.abs().mean()).item()
+
+
+@functools.cache
+def activation_levels() -> int:
+    """The top of the inputs' uint8 range: 255, or 127 where oneDNN's int8 kernels add products in int16 that
+    saturate (x86 without VNNI: AVX2 adds two u8 x s8 products into one int16).  There inputs over the whole range
+    came out 11-14 % off float32, over 7 bits 0.7 % (bench/NOTES.md, "int8 without VNNI").  Measured once per
+    process on a test convolution (a few milliseconds) rather than read from CPU flags, which differ by OS."""
+    return 255 if full_range_error() < 0.03 else 127
+
+
 class Int8Conv2d(nn.Module):
     """``conv`` as oneDNN's int8 convolution: weights int8 per output channel (symmetric), packed once; each input
-    uint8 over its own range (per tensor, widened to hold 0); float32 out, in channels_last."""
+    uint8 over its own range (per tensor, widened to hold 0; ``levels``: the top of the range, default
+    :func:`activation_levels`); float32 out, in channels_last."""
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    def __init__(self, conv: nn.Conv2d, levels: int | None = None) -> None:
         super().__init__()
+        self.levels = int(levels or activation_levels())
         w = conv.weight.detach().float()
         w_scale = (w.abs().amax(dim=(1, 2, 3)) / 127.0).clamp_min(1e-12)
         qw = torch.round(w / w_scale.view(-1, 1, 1, 1)).clamp_(-127, 127).to(torch.int8)
@@ -70,10 +95,10 @@ class Int8Conv2d(nn.Module):
         stride, padding, dilation, groups = self.geometry
         if not (math.isfinite(low) and math.isfinite(high)):   # NaN/inf from broken weights: passed on to the
             return F.conv2d(x, self.weight, self.bias, stride, padding, dilation, groups)   # pipeline, which says so
-        scale = max((high - low) / 255.0, 1e-12)
+        scale = max((high - low) / self.levels, 1e-12)
         zero_point = round(-low / scale)
         # round(x / scale) + zero point: the cast truncates, so +0.5 rounds (ties up); clamp for rounding at the ends
-        qx = torch.add(x.new_tensor(zero_point + 0.5), x, alpha=1.0 / scale).clamp_(0, 255).to(torch.uint8)
+        qx = torch.add(x.new_tensor(zero_point + 0.5), x, alpha=1.0 / scale).clamp_(0, self.levels).to(torch.uint8)
         return torch.ops.onednn.qconv2d_pointwise(qx, scale, zero_point, self.packed, self.w_scale, self.w_zero_point,
                                                   self.bias, stride, padding, dilation, groups, 1.0, 0, torch.float32,
                                                   "none", [], "")
