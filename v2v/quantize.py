@@ -1,7 +1,7 @@
 """8-bit convolutions on a CPU (``precision="int8"``): the generator's trunk and stem convolutions in int8.
 
 x86 CPUs with VNNI (``avx512_vnni`` / ``avx_vnni``) multiply 8-bit integers several times as fast as float32 (AVX2
-alone less so: the generator gained 1.21-1.41x on a Zen 3 against 1.37-1.54x with VNNI), and after the eager fast
+alone less so: the generator gained 1.1-1.6x on a Zen 3 against 1.37-1.54x with VNNI), and after the eager fast
 paths a frame's cost is the convolutions themselves (bench/NOTES.md, "int8 on a CPU").
 :func:`int8_network` copies the generator with each such convolution replaced by :class:`Int8Conv2d`, oneDNN's int8
 convolution (``torch.ops.onednn``, the kernels PyTorch's own x86 quantisation lowers to): weights quantised once,
