@@ -81,13 +81,13 @@ def source_kind(path: Path, model, recipe) -> str:
                      "(--source-kind array)")
 
 
-def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
+def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log, model_name: str,
                 crop: tuple[int, int, int, int] | None = None, resize=None):
-    """The SourceVideo of ``--source`` read as ``kind`` and the size of its frames as given, ``(h, w)`` (``crop``: a
-    window of a raw video's frames).  A raw video is extracted at the size ``resize`` asks for straight away:
-    extracting at its own size first and again when :func:`v2v.pipeline.prepare_source` resizes fitted the
-    background model (MOG2) twice, seconds of each run."""
-    from .pipeline import target_size
+    """The SourceVideo of ``--source`` read as ``kind``, made ready for ``model`` (:func:`v2v.pipeline.
+    prepare_source`), and the size of its frames as given, ``(h, w)`` (``crop``: a window of a raw video's frames).
+    A raw video is extracted at the size ``resize`` asks for straight away: extracting at its own size first and
+    again resized fitted the background model (MOG2) twice, seconds of each run."""
+    from .pipeline import prepare_source, target_size
     from .sources.labels import label_video
     from .sources.recipe import source_for
     from .sources.prepared import array_source, rendering_source
@@ -116,7 +116,8 @@ def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
                 raise UsageError(f"--crop: {e}") from None
         log(f"source: {recipe.describe()}, extracted from {path} ({video.width}x{video.height}, {len(video)} frames)")
         video_size = (video.height, video.width)
-        return source_for(recipe, video, target_size(model, video_size, resize)), video_size
+        source = source_for(recipe, video, target_size(model, video_size, resize))
+        return prepare_source(model, source, model_name=model_name), video_size     # already at its size
     if crop is not None:
         raise UsageError("--crop applies to raw video (--source-kind video); crop prepared sources beforehand")
     if kind == "labels":
@@ -135,7 +136,7 @@ def load_source(path: Path, kind: str, model, recipe, *, fps: float | None, log,
         source = array_source(path, fps=fps or 30.0)
     else:
         raise UsageError(f"unknown source kind {kind!r}; choose one of {SOURCE_KINDS}")
-    return source, source.size
+    return prepare_source(model, source, resize=resize, model_name=model_name), source.size
 
 
 def _crop_arg(text: str):
@@ -207,8 +208,7 @@ def _style(args: argparse.Namespace, model):
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .pipeline import PartialOutput, RunStats, generate_to_file, model_frame_size, model_recipe, \
-        prepare_source, scale_advice
+    from .pipeline import PartialOutput, RunStats, generate_to_file, model_frame_size, model_recipe, scale_advice
     from .sources.base import ShotOptions
     from .media.cuts import parse_cut_frames
 
@@ -225,9 +225,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     recipe = model_recipe(model)
     kind = source_kind(src_path, model, recipe) if args.source_kind == "auto" else args.source_kind
     source, video_size = load_source(src_path, kind, model, recipe, fps=args.fps, log=log, crop=args.crop,
-                                     resize=args.resize)
-    source = prepare_source(model, source, resize=None if kind == "video" else args.resize,
-                            model_name=Path(args.model).name)
+                                     resize=args.resize, model_name=Path(args.model).name)
     if args.resize in (None, "off"):
         advice = scale_advice(source.size, model_frame_size(model))
         if advice:
@@ -263,7 +261,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .media.resize import resize_image
     from .media.tensors import model_to_uint8
     from .media.video_io import VideoWriter, open_video
-    from .pipeline import model_recipe, prepare_source
+    from .pipeline import model_recipe
     from .sources.labels import label_colors
 
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
@@ -279,8 +277,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     kind = source_kind(src_path, renderer, recipe) if args.source_kind == "auto" else args.source_kind
     if kind not in ("video", "labels"):
         raise UsageError("--source must be a raw video or label-id images (the maps the renderer takes)")
-    source, _ = load_source(src_path, kind, renderer, recipe, fps=args.fps, log=log, resize=args.resize)
-    source = prepare_source(renderer, source, resize=None if kind == "video" else args.resize,
+    source, _ = load_source(src_path, kind, renderer, recipe, fps=args.fps, log=log, resize=args.resize,
                             model_name=Path(args.renderer).name)
     start = 0 if args.observed is None else max(0, len(source) - args.observed)
     observed = [f.ids.astype(np.uint8) for f in source.frames(start)]
