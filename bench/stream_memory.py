@@ -7,6 +7,7 @@ every shipped model, in the CLI and in the node's file mode; frames per second e
     python bench/stream_memory.py --modes cli --lengths 300 --compile   # the CLI with its compiled step
     python bench/stream_memory.py --modes cli --lengths 300 --read-ahead 0 2 --repeats 2   # reading the source
                                                            #   ahead or not, alternating, in one call
+    python bench/stream_memory.py --modes cli --lengths 300 --write-behind 0 4 --repeats 2  # the same for encoding
     git worktree add /tmp/v2v-a6a83b3 a6a83b3 && ln -s $PWD/.cache /tmp/v2v-a6a83b3/.cache
     python bench/stream_memory.py --modes cli --lengths 600 --precision fp32 int8 --code /tmp/v2v-a6a83b3
                                                            # this checkout against an older one, alternating
@@ -86,12 +87,13 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.1,
 
 
 def cli_run(task: str, clip: Path, out: Path, compile: bool = False, read_ahead: int | None = None,
-            precision: str | None = None, code: Path = ROOT) -> dict:
+            precision: str | None = None, code: Path = ROOT, write_behind: int | None = None) -> dict:
     stats = out.with_suffix(".json")
     r = run_measured([sys.executable, "-m", "v2v", "generate", "--model", str(MODELS / f"{task}.safetensors"),
                       "--source", str(clip), "--out", str(out), "--resize", "model", "--quiet", "--stats", str(stats),
                       *(["--compile"] if compile else []),
                       *(["--read-ahead", str(read_ahead)] if read_ahead is not None else []),
+                      *(["--write-behind", str(write_behind)] if write_behind is not None else []),
                       *(["--precision", precision] if precision is not None else [])], cwd=code)
     if r["returncode"] == 0:
         s = json.loads(stats.read_text())
@@ -144,6 +146,7 @@ def commit_of(tree: Path) -> str:
 def run_label(r: dict) -> str:
     return ((f"{r['code']}: " if r.get("code") else "") + r["mode"] + (" --compile" if r.get("compile") else "")
             + (f" --read-ahead {r['read_ahead']}" if r.get("read_ahead") is not None else "")
+            + (f" --write-behind {r['write_behind']}" if r.get("write_behind") is not None else "")
             + (f" --precision {r['precision']}" if r.get("precision") is not None else ""))
 
 
@@ -182,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="CLI runs with --compile (the compiler's wait, cold or warm cache, is in the timing)")
     ap.add_argument("--read-ahead", nargs="+", type=int, default=[None], metavar="N",
                     help="CLI runs with --read-ahead N, each value in turn on the same clip (default: the CLI's own)")
+    ap.add_argument("--write-behind", nargs="+", type=int, default=[None], metavar="N",
+                    help="CLI runs with --write-behind N, each value in turn (default: the CLI's own)")
     ap.add_argument("--precision", nargs="+", default=[None], choices=("fp32", "bf16", "int8"),
                     help="CLI runs with --precision P, each value in turn (default: the CLI's own)")
     ap.add_argument("--code", nargs="+", type=Path, default=[], metavar="DIR",
@@ -201,21 +206,25 @@ def main(argv: list[str] | None = None) -> int:
         for task, clip_path in clips.items():
             for n in a.lengths:
                 clip = looped_clip(clip_path or sample_clip(TASKS[task]), n)
-                configs = [(code, "cli", None, "fp32") for code in a.code]     # (checkout, mode, read-ahead, precision)
-                configs += [(None, mode, ahead, p) for mode in a.modes
+                # (checkout, mode, read-ahead, write-behind, precision)
+                configs = [(code, "cli", None, None, "fp32") for code in a.code]
+                configs += [(None, mode, ahead, behind, p) for mode in a.modes
                             for ahead in (a.read_ahead if mode == "cli" else [None])
+                            for behind in (a.write_behind if mode == "cli" else [None])
                             for p in (a.precision if mode == "cli" else [None])]
                 for repeat in range(a.repeats):
-                    for code, mode, ahead, precision in configs:
+                    for code, mode, ahead, behind, precision in configs:
                         out = Path(tmp) / mode / f"{task}_{n}.mp4"
                         out.parent.mkdir(exist_ok=True)
                         r = (node_run(task, clip, out) if mode == "node" else
-                             cli_run(task, clip, out, a.compile, ahead, precision) if code is None else
+                             cli_run(task, clip, out, a.compile, ahead, precision, write_behind=behind)
+                             if code is None else
                              cli_run(task, clip, out, precision=precision, code=code))
                         if r["returncode"] != 0:
                             raise SystemExit(f"{task} {mode} {n}: exit {r['returncode']}: {r['stderr_tail']}")
                         r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)",
-                                 compile=a.compile and mode == "cli" and code is None, read_ahead=ahead, repeat=repeat,
+                                 compile=a.compile and mode == "cli" and code is None, read_ahead=ahead,
+                                 write_behind=behind, repeat=repeat,
                                  precision=precision, code=code and commit_of(code))
                         rows.append(r)
                         print(json.dumps({k: v for k, v in r.items() if k != "rss_samples"}), flush=True)

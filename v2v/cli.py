@@ -4,7 +4,7 @@
         [--source-kind auto|video|labels|rgb|array] [--crop X,Y,W,H|face] [--resize off|model|WxH] \
         [--cuts detect|off] [--cut-frames 120,300] [--first-frame IMAGE_OR_VIDEO [--first-frame-index N]] \
         [--start-frame N] [--max-frames N] [--device cpu|cuda] [--precision fp32|bf16|int8] [--compile] [--fps F] \
-        [--read-ahead N] [--seed S] [--stats stats.json] [--quiet]
+        [--read-ahead N] [--write-behind N] [--seed S] [--stats stats.json] [--quiet]
     python -m v2v predict --predictor P.safetensors --renderer R.safetensors --source <video | label folder> \
         --future N --out future.mp4 [--observed N] [--real VIDEO] [--maps-out maps.mp4] [--resize off|model|WxH]
     python -m v2v info --model M.safetensors
@@ -31,7 +31,7 @@ from .model.checkpoint import load_generator, read_config, read_metadata, traini
 from .media.resize import parse_crop
 from .media.tensors import uint8_to_image
 from .media.video_io import IMAGE_EXTENSIONS, read_frames
-from .prefetch import READ_AHEAD
+from .prefetch import READ_AHEAD, WRITE_BEHIND
 from .sampler import PRECISIONS
 
 SOURCE_KINDS = ("auto", "video", "labels", "rgb", "array")
@@ -242,6 +242,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                       fps=args.fps or source.fps or DEFAULT_FPS, first_frame=first, device=args.device,
                                       precision=args.precision, seed=args.seed, style=style, shots=shots, stats=stats,
                                       compile=args.compile, read_ahead=args.read_ahead,
+                                      write_behind=args.write_behind,
                                       progress=lambda done, total: bar.update(1))
         except PartialOutput as e:
             _write_stats(args.stats, e.result.stats, source, partial=True)
@@ -391,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--read-ahead", type=_non_negative, default=READ_AHEAD, metavar="N",
                      help=f"source frames decoded and extracted ahead in a second thread while the network works "
                           f"(default {READ_AHEAD}; 0: one after the other)")
+    gen.add_argument("--write-behind", type=_non_negative, default=WRITE_BEHIND, metavar="N",
+                     help=f"generated frames that may wait for the encoder, which runs in a second thread while the "
+                          f"network works (default {WRITE_BEHIND}; 0: one after the other)")
     gen.add_argument("--max-frames", type=int, metavar="N")
     gen.add_argument("--fps", type=float, help="output frame rate (default: the source's, else 25)")
     gen.add_argument("--seed", type=int, default=0,

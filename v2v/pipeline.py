@@ -38,7 +38,7 @@ from .media.resize import fit_area
 from .media.tensors import model_to_uint8
 from .media.video_io import VideoError, VideoWriter
 from .model.style import StyleError, StylePlan, class_styles, read_style_mixtures
-from .prefetch import READ_AHEAD, read_ahead as read_ahead_of
+from .prefetch import READ_AHEAD, WRITE_BEHIND, WriteBehind, read_ahead as read_ahead_of
 from .sampler import StreamingSampler
 from .sources.base import ShotOptions, SourceError, SourceFrame, SourceVideo
 from .threads import ThreadTuner
@@ -580,11 +580,12 @@ class PartialOutput(GenerateError):
 
 def generate_to_file(model: torch.nn.Module, source: SourceVideo, path: str | Path, *, start: int = 0,
                      max_frames: int = 0, fps: float | None = None, preview_frames: int = DEFAULT_PREVIEW_FRAMES,
-                     crf: int = 18, **kwargs) -> VideoResult:
+                     crf: int = 18, write_behind: int = WRITE_BEHIND, **kwargs) -> VideoResult:
     """Stream every generated frame into the video ``path`` (.mp4/.mkv/.mov, or a folder of PNGs); memory
     stays flat.  Returns a :class:`VideoResult` with a few preview frames.  When the source fails part-way
     (a truncated or corrupt video), the frames made so far are finished into ``path`` and
-    :class:`PartialOutput` says how many; an interrupt (or any other error) leaves no file."""
+    :class:`PartialOutput` says how many; an interrupt (or any other error) leaves no file.  ``write_behind``:
+    frames that may wait for the encoder, which runs in a second thread while the network works (0: in turn)."""
     frames = frame_range(source, start, max_frames)
     check_channels(model.cfg, source)
     fps = float(fps or getattr(source, "fps", 0) or 25.0)
@@ -594,17 +595,23 @@ def generate_to_file(model: torch.nn.Module, source: SourceVideo, path: str | Pa
     failure = None
     with VideoWriter(path, fps=fps, crf=crf) as writer:
         try:
-            with closing(generate(model, source, start=start, max_frames=max_frames, stats=stats,
-                                  **kwargs)) as generated:
-                for i, g in enumerate(generated):
-                    rgb = model_to_uint8(g.frame)
-                    writer.write(rgb)
-                    if i in keep:
-                        kept.append(torch.from_numpy(rgb).float().div_(255.0))
-        except (SourceError, VideoError) as e:
-            if writer.count == 0:
-                raise GenerateError(str(e)) from None
-            failure = e                          # keep what was made: the writer finishes the file below
+            with WriteBehind(writer.write, write_behind) as encoder:
+                try:
+                    with closing(generate(model, source, start=start, max_frames=max_frames, stats=stats,
+                                          **kwargs)) as generated:
+                        for i, g in enumerate(generated):
+                            rgb = model_to_uint8(g.frame)    # here: torch kernels stay in the network's thread
+                            encoder.put(rgb)
+                            if i in keep:
+                                kept.append(torch.from_numpy(rgb).float().div_(255.0))
+                except (SourceError, VideoError) as e:
+                    failure = e                  # keep what was made: the encoder drains, the writer finishes
+                drained_from = time.perf_counter()
+            stats.seconds += time.perf_counter() - drained_from     # the last frames' encoding is part of the run
+        except VideoError as e:                  # the writer's, raised as the encoder drained
+            failure = e
+        if failure is not None and writer.count == 0:
+            raise GenerateError(str(failure)) from None
     preview = torch.stack(kept) if kept else torch.zeros((0, int(source.height), int(source.width), 3))
     result = VideoResult(path=Path(path), frames=writer.count, fps=fps, size=(int(source.width), int(source.height)),
                          preview=preview, preview_indices=sorted(k for k in keep if k < writer.count), stats=stats)

@@ -32,11 +32,12 @@ def test_stream_memory_smoke(tmp_path):
     assert all(r["sampler_fps"] >= r["fps"] > 0 for r in runs if r["mode"] == "cli")
 
 
-def test_stream_memory_read_ahead_pairs(tmp_path):
+def test_stream_memory_read_ahead_and_write_behind_pairs(tmp_path):
     pytest.importorskip("dlib")
-    runs = run("stream_memory.py", tmp_path, "--modes", "cli", "--read-ahead", "0", "2")["runs"]
-    assert [(r["frames_requested"], r["read_ahead"]) for r in runs] == [(12, 0), (12, 2), (24, 0), (24, 2)]
-    assert all(r["frames"] == r["frames_requested"] for r in runs)
+    runs = run("stream_memory.py", tmp_path, "--modes", "cli", "--lengths", "12", "--read-ahead", "0", "2",
+               "--write-behind", "0", "4")["runs"]
+    assert [(r["read_ahead"], r["write_behind"]) for r in runs] == [(0, 0), (0, 4), (2, 0), (2, 4)]
+    assert all(r["frames"] == r["frames_requested"] == 12 for r in runs)
 
 
 def test_stream_memory_against_other_code(tmp_path):

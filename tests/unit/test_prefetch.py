@@ -1,11 +1,13 @@
-"""v2v.prefetch.read_ahead: the source stream read ahead in a second thread, in order, bounded, closed."""
+"""v2v.prefetch: the source stream read ahead (``read_ahead``) and the encoder fed behind (``WriteBehind``) in second
+threads, in order, bounded, closed."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from v2v.prefetch import read_ahead
+from v2v.prefetch import WriteBehind, read_ahead
 
 
 def counting(n: int, log: dict, fail_at: int | None = None):
@@ -120,7 +122,7 @@ def test_an_interrupt_releases_the_source_at_once(tmp_path, tiny_model, ahead):
     with pytest.raises(RuntimeError, match="interrupted") as caught:
         generate_to_file(tiny_model, held_source(40, log), tmp_path / "out.mp4", progress=progress, read_ahead=ahead)
     assert caught.value.__traceback__ is not None and log["open"] is False
-    assert not [t for t in threading.enumerate() if t.name == "v2v-read-ahead"]
+    assert not [t for t in threading.enumerate() if t.name in ("v2v-read-ahead", "v2v-write-behind")]
     assert not (tmp_path / "out.mp4").exists()
 
 
@@ -142,3 +144,117 @@ def test_a_source_failing_part_way_keeps_the_frames_before_it(tmp_path, tiny_mod
         generate_to_file(tiny_model, held_source(12, log, fail_at=5), tmp_path / "part.mp4", read_ahead=ahead)
     assert caught.value.result.frames == 5 and len(list(read_frames(tmp_path / "part.mp4"))) == 5
     assert log["open"] is False
+
+
+# ---- WriteBehind ------------------------------------------------------------------------------------------------
+def slow_sink(log: list, *, delay: float = 0.01, fail_at: int | None = None, gate: threading.Event | None = None):
+    def consume(item):
+        if gate is not None:
+            gate.wait(5)
+        time.sleep(delay)
+        if item == fail_at:
+            raise OSError(f"disk full at {item}")
+        log.append((item, threading.get_ident()))
+    return consume
+
+
+@pytest.mark.parametrize("depth", [0, 1, 4])
+def test_write_behind_consumes_everything_in_order_before_the_block_ends(depth):
+    log: list = []
+    with WriteBehind(slow_sink(log), depth) as sink:
+        for i in range(12):
+            sink.put(i)
+    assert [i for i, _ in log] == list(range(12))                  # all of them, in order, when the block ends
+    threads = {t for _, t in log}
+    assert (threads == {threading.get_ident()}) == (depth == 0)      # depth 0 inline, else in the second thread
+    assert not [t for t in threading.enumerate() if t.name == "v2v-write-behind"]
+
+
+def test_write_behind_is_bounded():
+    """A stalled consumer holds the producer after ``depth`` waiting items (and the one in its hands)."""
+    log: list = []
+    gate = threading.Event()
+    sink = WriteBehind(slow_sink(log, delay=0, gate=gate), 2)
+    put = []
+
+    def produce():
+        with sink:
+            for i in range(10):
+                sink.put(i)
+                put.append(i)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(0.3)
+    assert len(put) == 3 and log == []         # 1 taken by the stalled consumer + 2 queued, then the producer waits
+    gate.set()
+    producer.join(5)
+    assert [i for i, _ in log] == list(range(10))
+
+
+def test_a_consumer_error_reaches_the_producer_and_nothing_after_it_is_written():
+    log: list = []
+    with pytest.raises(OSError, match="disk full at 3"):
+        with WriteBehind(slow_sink(log, fail_at=3), 2) as sink:
+            for i in range(50):
+                sink.put(i)
+    assert [i for i, _ in log] == [0, 1, 2]
+    with pytest.raises(OSError, match="disk full at 3"):       # also when it fails after the last put
+        with WriteBehind(slow_sink([], fail_at=3), 8) as sink:
+            for i in range(5):
+                sink.put(i)
+
+
+def test_an_error_in_the_block_drops_what_waits_and_stops_the_thread():
+    log: list = []
+    with pytest.raises(KeyboardInterrupt):
+        with WriteBehind(slow_sink(log, delay=0.05), 8) as sink:
+            for i in range(8):
+                sink.put(i)
+            raise KeyboardInterrupt
+    written = len(log)
+    assert written < 8 and not [t for t in threading.enumerate() if t.name == "v2v-write-behind"]
+    time.sleep(0.2)
+    assert len(log) == written                 # nothing is written once the block has been left
+
+
+def test_write_behind_refuses_items_outside_its_block():
+    sink = WriteBehind(slow_sink([]), 2)
+    with pytest.raises(RuntimeError, match="outside its 'with' block"):
+        sink.put(1)
+
+
+def test_the_encoder_behind_writes_the_same_video_and_keeps_a_part_made_before_a_failure(tmp_path, tiny_model):
+    from v2v.media.video_io import read_frames
+    from v2v.pipeline import PartialOutput, generate_to_file
+
+    videos = {}
+    for behind in (0, 3):
+        result = generate_to_file(tiny_model, held_source(12, {}), tmp_path / f"all{behind}.mp4", write_behind=behind)
+        videos[behind] = list(read_frames(tmp_path / f"all{behind}.mp4"))
+        assert result.frames == 12 and len(videos[behind]) == 12 and result.stats.seconds > 0
+        with pytest.raises(PartialOutput, match="frame 7 is corrupt") as caught:
+            generate_to_file(tiny_model, held_source(12, {}, fail_at=7), tmp_path / "part.mp4", write_behind=behind)
+        assert caught.value.result.frames == 7 and len(list(read_frames(tmp_path / "part.mp4"))) == 7
+        assert not [t for t in threading.enumerate() if t.name == "v2v-write-behind"]
+    assert all((a == b).all() for a, b in zip(videos[0], videos[3]))
+
+
+def test_the_writers_failure_part_way_keeps_the_frames_it_wrote(tmp_path, tiny_model, monkeypatch):
+    """An encoder error in the second thread stops the run; the frames written before it are finished into the
+    file, as for a source that fails part-way."""
+    from v2v.media import video_io
+    from v2v.media.video_io import VideoError, read_frames
+    from v2v.pipeline import PartialOutput, generate_to_file
+
+    write = video_io.VideoWriter.write
+
+    def failing(self, frame):
+        if self.count == 4:
+            raise VideoError("the disk is full")
+        write(self, frame)
+
+    monkeypatch.setattr(video_io.VideoWriter, "write", failing)
+    with pytest.raises(PartialOutput, match="the disk is full") as caught:
+        generate_to_file(tiny_model, held_source(12, {}), tmp_path / "part.mp4", write_behind=3)
+    assert caught.value.result.frames == 4 and len(list(read_frames(tmp_path / "part.mp4"))) == 4
