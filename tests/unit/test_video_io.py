@@ -198,3 +198,26 @@ def test_frame_grid_and_write_image_refuse_bad_input(tmp_path):
         frame_grid([_frames(3, 0), _frames(4, 0)], columns=2)
     with pytest.raises(VideoError, match="could not write the image"):
         write_image(tmp_path / "g.unknownsuffix", _frames(1, 0)[0])
+
+
+@pytest.mark.parametrize("kind", ["video", "folder"])
+def test_picked_frames_and_strided_views_are_the_frames_at_those_indices(tmp_path, kind):
+    """``picks`` decodes a video once and converts only the frames asked for; views with a stride or ``only``
+    read through it, and must give exactly the frames a full pass gives at those indices."""
+    from v2v.media.video_io import open_video
+
+    rng = np.random.default_rng(1)
+    frames = [np.repeat((rng.random((24, 32, 1)) * 255).astype(np.uint8), 3, axis=2) for _ in range(11)]
+    path = tmp_path / ("clip.mkv" if kind == "video" else "clip")
+    with VideoWriter(path, fps=10, crf=0) as w:
+        for f in frames:
+            w.write(f)
+    source = read_frames(path)
+    every = list(source)
+    assert [i for i, _ in source.picks([0, 3, 4, 10])] == [0, 3, 4, 10]
+    assert all(np.array_equal(f, every[i]) for i, f in source.picks([0, 3, 4, 10]))
+    view = open_video(path, start=1, stride=3)                       # base frames 1, 4, 7, 10
+    assert [i for i, _ in view.frames()] == [0, 1, 2, 3]
+    assert all(np.array_equal(f, every[1 + 3 * i]) for i, f in view.frames())
+    assert [(i, np.array_equal(f, every[1 + 3 * i])) for i, f in view.frames(only={2, 0})] == [(0, True), (2, True)]
+    assert [i for i, _ in view.frames(start=1, stop=3)] == [1, 2]
