@@ -3,7 +3,8 @@
 # suite on that card, in one call of at most 10 minutes.
 #   Here, first (the card's copy of the working tree is limited to 64 MiB):
 #       python scripts/device_datasets.py pack faces streets --out .carry --drop instance
-#   and leave out of the copy the model files the run does not read: a task with a shipped model
+#   with .cache/data/vtest.avi for the CLI rows (ENCODE=1), and leave out of the copy the model files the run does
+#   not read: a task with a shipped model
 #   (models/vid2vid/<task>.safetensors) continues it, another starts as its recipe says (bodies: from
 #   body.safetensors).  Two tasks fit in one copy (faces 23 MB, streets 22 MB, bodies 23 MB packed, ~6.5 MB a model).
 #   On the card, from the repo root, carrying .carry:
@@ -28,6 +29,8 @@ SUITE=${SUITE:-1}                 # 0: no speed suite (CPU dry run)
 SUITE_SECONDS=${SUITE_SECONDS:-110}
 FAST_PATH=${FAST_PATH:-0}         # 1: bench/fast_path.py on the card after the suite (three models, ~5 minutes)
 FAST_PATH_SECONDS=${FAST_PATH_SECONDS:-300}
+ENCODE=${ENCODE:-1}               # 1: the street CLI on the card, encoding behind the network or in turn (needs
+ENCODE_SECONDS=${ENCODE_SECONDS:-150}   # .cache/data/vtest.avi carried: 7.8 MB)
 MODELS=${MODELS:-out/gpu_general/models}
 RUNS=${RUNS:-out/gpu_general/runs}
 EXTRA=${EXTRA:-}                  # more trainer overrides, "key=value ..." (dry run: a smaller frame size)
@@ -72,6 +75,11 @@ run_all() {
         echo "== speed suite (generator rows print as they come; cut at $SUITE_SECONDS s)"
         timeout "$SUITE_SECONDS" $PY bench/suite.py --device cuda --parts generator,training \
             --modes "${SUITE_MODES:-tf32,tf32_compile,bf16_compile}" --out "$OUT/suite.json"
+    fi
+    if [ "$ENCODE" = 1 ] && [ -f .cache/data/vtest.avi ] && [ "$card" != cpu ]; then
+        echo "== the street CLI on the card, --write-behind 0 / 4 in turn (cut at $ENCODE_SECONDS s)"
+        timeout "$ENCODE_SECONDS" $PY bench/stream_memory.py --modes cli --tasks street --lengths 300 --device cuda \
+            --write-behind 0 4 --repeats 2 --machine "$card" --out "$OUT/write_behind.json"
     fi
     if [ "$FAST_PATH" = 1 ]; then
         echo "== the compiled step per shipped model (cut at $FAST_PATH_SECONDS s)"

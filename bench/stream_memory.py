@@ -8,6 +8,7 @@ every shipped model, in the CLI and in the node's file mode; frames per second e
     python bench/stream_memory.py --modes cli --lengths 300 --read-ahead 0 2 --repeats 2   # reading the source
                                                            #   ahead or not, alternating, in one call
     python bench/stream_memory.py --modes cli --lengths 300 --write-behind 0 4 --repeats 2  # the same for encoding
+    python bench/stream_memory.py --modes cli --tasks street --lengths 300 --device cuda   # the CLI on a GPU
     git worktree add /tmp/v2v-a6a83b3 a6a83b3 && ln -s $PWD/.cache /tmp/v2v-a6a83b3/.cache
     python bench/stream_memory.py --modes cli --lengths 600 --precision fp32 int8 --code /tmp/v2v-a6a83b3
                                                            # this checkout against an older one, alternating
@@ -87,14 +88,16 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.1,
 
 
 def cli_run(task: str, clip: Path, out: Path, compile: bool = False, read_ahead: int | None = None,
-            precision: str | None = None, code: Path = ROOT, write_behind: int | None = None) -> dict:
+            precision: str | None = None, code: Path = ROOT, write_behind: int | None = None,
+            device: str | None = None) -> dict:
     stats = out.with_suffix(".json")
     r = run_measured([sys.executable, "-m", "v2v", "generate", "--model", str(MODELS / f"{task}.safetensors"),
                       "--source", str(clip), "--out", str(out), "--resize", "model", "--quiet", "--stats", str(stats),
                       *(["--compile"] if compile else []),
                       *(["--read-ahead", str(read_ahead)] if read_ahead is not None else []),
                       *(["--write-behind", str(write_behind)] if write_behind is not None else []),
-                      *(["--precision", precision] if precision is not None else [])], cwd=code)
+                      *(["--precision", precision] if precision is not None else []),
+                      *(["--device", device] if device is not None else [])], cwd=code)
     if r["returncode"] == 0:
         s = json.loads(stats.read_text())
         r.update(frames=s["frames"], fps=s["fps"], sampler_fps=s["sampler_fps"], cuts=s["cuts"])
@@ -192,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--code", nargs="+", type=Path, default=[], metavar="DIR",
                     help="other checkouts whose CLI runs (float32) in turn with this one's, e.g. a git worktree of an "
                          "older commit with this checkout's .cache linked into it")
+    ap.add_argument("--device", default=None, help="CLI runs with --device D (default: the CLI's own, cpu)")
     ap.add_argument("--repeats", type=int, default=1, help="run every configuration this many times, alternating")
     ap.add_argument("--machine", default=f"{os.cpu_count()}-core CPU")
     a = ap.parse_args(argv)
@@ -217,14 +221,14 @@ def main(argv: list[str] | None = None) -> int:
                         out = Path(tmp) / mode / f"{task}_{n}.mp4"
                         out.parent.mkdir(exist_ok=True)
                         r = (node_run(task, clip, out) if mode == "node" else
-                             cli_run(task, clip, out, a.compile, ahead, precision, write_behind=behind)
-                             if code is None else
+                             cli_run(task, clip, out, a.compile, ahead, precision, write_behind=behind,
+                                     device=a.device) if code is None else
                              cli_run(task, clip, out, precision=precision, code=code))
                         if r["returncode"] != 0:
                             raise SystemExit(f"{task} {mode} {n}: exit {r['returncode']}: {r['stderr_tail']}")
                         r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)",
                                  compile=a.compile and mode == "cli" and code is None, read_ahead=ahead,
-                                 write_behind=behind, repeat=repeat,
+                                 write_behind=behind, device=a.device if mode == "cli" else None, repeat=repeat,
                                  precision=precision, code=code and commit_of(code))
                         rows.append(r)
                         print(json.dumps({k: v for k, v in r.items() if k != "rss_samples"}), flush=True)

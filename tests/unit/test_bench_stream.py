@@ -35,8 +35,9 @@ def test_stream_memory_smoke(tmp_path):
 def test_stream_memory_read_ahead_and_write_behind_pairs(tmp_path):
     pytest.importorskip("dlib")
     runs = run("stream_memory.py", tmp_path, "--modes", "cli", "--lengths", "12", "--read-ahead", "0", "2",
-               "--write-behind", "0", "4")["runs"]
-    assert [(r["read_ahead"], r["write_behind"]) for r in runs] == [(0, 0), (0, 4), (2, 0), (2, 4)]
+               "--write-behind", "0", "4", "--device", "cpu")["runs"]
+    assert [(r["read_ahead"], r["write_behind"], r["device"]) for r in runs] == [
+        (0, 0, "cpu"), (0, 4, "cpu"), (2, 0, "cpu"), (2, 4, "cpu")]
     assert all(r["frames"] == r["frames_requested"] == 12 for r in runs)
 
 
