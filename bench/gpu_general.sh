@@ -30,7 +30,7 @@ SUITE_SECONDS=${SUITE_SECONDS:-110}
 FAST_PATH=${FAST_PATH:-0}         # 1: bench/fast_path.py on the card after the suite (three models, ~5 minutes)
 FAST_PATH_SECONDS=${FAST_PATH_SECONDS:-300}
 ENCODE=${ENCODE:-1}               # 1: the street CLI on the card, encoding behind the network or in turn (needs
-ENCODE_SECONDS=${ENCODE_SECONDS:-150}   # .cache/data/vtest.avi carried: 7.8 MB)
+ENCODE_SECONDS=${ENCODE_SECONDS:-150}   # .cache/data/vtest.avi carried, 7.8 MB, and models/vid2vid/street.safetensors)
 MODELS=${MODELS:-out/gpu_general/models}
 RUNS=${RUNS:-out/gpu_general/runs}
 EXTRA=${EXTRA:-}                  # more trainer overrides, "key=value ..." (dry run: a smaller frame size)
