@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                         r = (node_run(task, clip, out) if mode == "node" else
                              cli_run(task, clip, out, a.compile, ahead, precision, write_behind=behind,
                                      device=a.device) if code is None else
-                             cli_run(task, clip, out, precision=precision, code=code))
+                             cli_run(task, clip, out, precision=precision, code=code, device=a.device))
                         if r["returncode"] != 0:
                             raise SystemExit(f"{task} {mode} {n}: exit {r['returncode']}: {r['stderr_tail']}")
                         r.update(task=task, mode=mode, frames_requested=n, clip=f"{clip.name} (looped)",

@@ -136,13 +136,14 @@ def subprocess_json(cmd: list[str]) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
-def cli_rows(smoke: bool, frames: int) -> list[dict]:
+def cli_rows(smoke: bool, frames: int, device: str = "cpu") -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "stream.json"
-        cmd = [sys.executable, str(ROOT / "bench" / "stream_memory.py"), "--modes", "cli", "--out", str(out)]
+        cmd = [sys.executable, str(ROOT / "bench" / "stream_memory.py"), "--modes", "cli", "--device", device,
+               "--out", str(out)]
         subprocess_json(cmd + (["--smoke"] if smoke else ["--lengths", str(frames)]))
         runs = json.loads(out.read_text())["runs"]
-    return [{"model": r["task"], "frames": r["frames"], "fps_end_to_end": r["fps"],
+    return [{"model": r["task"], "device": device, "frames": r["frames"], "fps_end_to_end": r["fps"],
              "fps_in_generator": r["sampler_fps"], "peak_mb": r["peak_mb"]} for r in runs]
 
 
@@ -170,10 +171,10 @@ def markdown(report: dict) -> str:
     lines += [f"| {r['model']} | {r['size']} | {r['shipped_ms']} ({r['shipped_gflops']}) | {r['small_ms']} "
               f"({r['small_gflops']}) | {r['fast_ms']} ({r['fast_gflops']}) | {r['fast_speedup_vs_shipped']}x / "
               f"{r['fast_speedup_vs_small']}x |" for r in report["layouts"]]
-    lines += ["", "| shipped model, CLI | frames | frames/s end to end | frames/s in the generator |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['frames']} | {r['fps_end_to_end']:.2f} | {r['fps_in_generator']:.2f} |"
-              for r in report["cli"]]
+    lines += ["", "| shipped model, CLI | device | frames | frames/s end to end | frames/s in the generator |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r.get('device', 'cpu')} | {r['frames']} | {r['fps_end_to_end']:.2f} | "
+              f"{r['fps_in_generator']:.2f} |" for r in report["cli"]]
     lines += ["", "| training | size | precision | generated frames/s |", "|---|---|---|---|"]
     lines += [f"| {r['preset']} | {r['size']} | {r['mixed_precision']} | {r['loop_frames_per_s']} |"
               for r in report["training"]]
@@ -207,7 +208,7 @@ def main(argv=None) -> int:
               "generator": generator_rows(a.device, cases, modes, peaks, frames)
               if "generator" in parts else [],
               "layouts": layout_rows(a.smoke) if "layouts" in parts else [],
-              "cli": cli_rows(a.smoke, a.cli_frames) if "cli" in parts else [],
+              "cli": cli_rows(a.smoke, a.cli_frames, a.device) if "cli" in parts else [],
               "training": training_rows(a.device, a.smoke) if "training" in parts else []}
     report["markdown"] = markdown(report)
     print(report["markdown"])

@@ -124,7 +124,8 @@ def test_suite_smallest_configuration(tmp_path):
     assert gen["gflops_per_frame"] > 0 and 0 < gen["share_of_peak"] and gen["fps"] > 0
     (layout,) = report["layouts"]
     assert layout["model"] == "body" and layout["fast_gflops"] * 4 <= layout["small_gflops"] and layout["fast_ms"] > 0
-    assert [r["frames"] for r in report["cli"]] == [12, 24] and all(r["fps_end_to_end"] > 0 for r in report["cli"])
+    assert [(r["frames"], r["device"]) for r in report["cli"]] == [(12, "cpu"), (24, "cpu")]
+    assert all(r["fps_end_to_end"] > 0 for r in report["cli"])
     assert report["training"][0]["steps"] == 1 and "| shipped model, CLI |" in report["markdown"]
 
 
