@@ -173,7 +173,7 @@ def markdown(report: dict) -> str:
               f"{r['fast_speedup_vs_small']}x |" for r in report["layouts"]]
     lines += ["", "| shipped model, CLI | device | frames | frames/s end to end | frames/s in the generator |",
               "|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r.get('device', 'cpu')} | {r['frames']} | {r['fps_end_to_end']:.2f} | "
+    lines += [f"| {r['model']} | {r['device']} | {r['frames']} | {r['fps_end_to_end']:.2f} | "
               f"{r['fps_in_generator']:.2f} |" for r in report["cli"]]
     lines += ["", "| training | size | precision | generated frames/s |", "|---|---|---|---|"]
     lines += [f"| {r['preset']} | {r['size']} | {r['mixed_precision']} | {r['loop_frames_per_s']} |"

@@ -11,6 +11,7 @@ like PIL and OpenCV.  Nothing here knows about the model.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -149,7 +150,7 @@ class FrameSource:
             elif stream.guessed_rate:
                 self.fps = float(stream.guessed_rate)
             self.count = int(stream.frames) or None
-            first = next((frame for _, frame in self._decode(container)), None)
+            first = next((frame for _, frame in self._decode(container, [0])), None)
         finally:
             container.close()
         if self.count is None and first is not None:   # the header does not say: count the packets
@@ -173,24 +174,24 @@ class FrameSource:
             return None
         return n or None
 
-    def _decode(self, container, start: int = 0, picks: Iterable[int] | None = None
-                ) -> Iterator[tuple[int, np.ndarray]]:
-        """``(index, frame)`` from ``start`` on, or only at the ascending indices ``picks``; the other frames are
-        decoded but never converted to RGB (the conversion costs about half as much as the decoding)."""
+    def _decode(self, container, picks: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, frame)`` at the ascending indices ``picks``; the other frames are decoded but never converted
+        to RGB (the conversion costs about half as much as the decoding).  Stops after the last pick."""
         import av
 
         index = 0
-        wanted = None if picks is None else iter(picks)
-        nxt = start if wanted is None else next(wanted, None)
+        wanted = iter(picks)
+        nxt = next(wanted, None)
         container.streams.video[0].thread_type = "AUTO"     # frame threads: decoding is the CLI's other big cost
         try:
+            if nxt is None:
+                return
             for frame in container.decode(video=0):
-                if nxt is None:
-                    return
-                if index == nxt or (wanted is None and index > nxt):
+                if index == nxt:
                     yield index, frame.to_ndarray(format="rgb24")
-                    if wanted is not None:
-                        nxt = next(wanted, None)
+                    nxt = next(wanted, None)
+                    if nxt is None:
+                        return
                 index += 1
         except av.error.FFmpegError as e:
             raise VideoError(f"{self.path}: cannot decode frame {index} ({e})") from None
@@ -202,7 +203,7 @@ class FrameSource:
     def iter_from(self, start: int = 0) -> Iterator[np.ndarray]:
         """Frames ``start, start + 1, ...`` (a folder reads only those files; a video decodes from its start)."""
         if self.kind == "video":
-            yield from (frame for _, frame in self._iter_video(start))
+            yield from (frame for _, frame in self._iter_video(itertools.count(start)))
             return
         for path in self._files[start:]:
             frame = read_image(path)
@@ -215,7 +216,7 @@ class FrameSource:
             frame = read_image(self._files[index])
             self._check_size(frame, str(self._files[index]))
             return frame
-        for _, frame in self._iter_video(index):
+        for _, frame in self._iter_video([index]):
             return frame
         raise VideoError(f"{self.path} has no frame {index}")
 
@@ -226,12 +227,12 @@ class FrameSource:
             for i in indices:
                 yield i, self.read(i)
             return
-        yield from self._iter_video(picks=indices)
+        yield from self._iter_video(indices)
 
-    def _iter_video(self, start: int = 0, picks: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def _iter_video(self, picks: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         container = self._open()
         try:
-            for index, frame in self._decode(container, start, picks):
+            for index, frame in self._decode(container, picks):
                 self._check_size(frame, f"{self.path} frame {index}")
                 yield index, frame
         finally:
