@@ -244,9 +244,47 @@ def test_the_fast_preset_generates_and_learns(n_scales, use_flow):
     assert not unused and any(n.startswith("scales.0.shared_trunk") for n, _ in g.named_parameters())
 
 
-def test_stem_kernel_is_checked():
+def test_stem_and_head_kernels_are_checked():
     with pytest.raises(ConfigError, match="stem_kernel"):
         preset("tiny", input_nc=3, stem_kernel=4)
+    with pytest.raises(ConfigError, match="head_kernel"):
+        preset("tiny", input_nc=3, head_kernel=1)
+
+
+@pytest.mark.parametrize("n_down", [1, 2, 3])
+def test_skips_add_each_encoder_feature_to_the_decoder_output_of_its_size(n_down):
+    """``encode``/``decode`` with skips: the decoder adds, after each upsampling, the encoder's feature of that size
+    (its stem's at full size); without skips they are the plain Sequentials, so every checkpoint runs as before."""
+    from v2v.model.layers import decode, decoder_trunk, encode, encoder
+
+    torch.manual_seed(0)
+    enc, dec = encoder(5, 4, n_down, 1, "instance", 3), decoder_trunk(4, n_down, 1, "instance")
+    x = torch.randn(1, 5, 16, 24)
+    with torch.no_grad():
+        code, skips = encode(enc, x, False)
+        assert skips == [] and torch.equal(code, enc(x)) and torch.equal(decode(dec, code, []), dec(code))
+        code, skips = encode(enc, x, True)
+        torch.testing.assert_close(code, enc(x))
+        sizes = [(f.shape[1], f.shape[-1]) for f in skips]
+        assert sizes == [(4 * 2**i, 24 // 2**i) for i in range(n_down)]   # finest first, one per upsampling
+        expected = dec[0](code)
+        for i, up in enumerate(dec[1:], start=1):
+            expected = up(expected) + skips[-i]
+        torch.testing.assert_close(decode(dec, code, skips), expected)
+
+
+def test_skips_change_the_frame_and_train_every_weight():
+    """A skip model (the fast preset's) differs from the same weights without skips, and learns through both."""
+    torch.manual_seed(0)
+    g = Vid2VidGenerator(preset("tiny", input_nc=4, label_nc=3, skips=True, head_kernel=3))
+    plain = Vid2VidGenerator(g.cfg.with_(skips=False))
+    plain.load_state_dict(g.state_dict())
+    src, prev, _ = inputs(g, batch=1)
+    out = g(src, prev)
+    with torch.no_grad():
+        assert not torch.allclose(out.frame, plain(src, prev).frame)
+    (out.frame.mean() + out.flow.mean() + out.mask.mean()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
 
 
 def test_paper_preset_size():
@@ -291,13 +329,14 @@ def test_output_projections_sharing_features_match_each_head_alone(monkeypatch, 
 
     monkeypatch.setattr(layers, "CHANNELS_LAST_HEADS", channels_last)
     torch.manual_seed(0)
-    heads = [layers.OutputConv(6, 2), layers.OutputConv(6, 1)]
-    x = torch.randn(2, 6, 13, 17, requires_grad=True)
-    fused = layers.project(x, heads)
-    alone = [nn.Sequential.forward(h, x) for h in heads]   # the plain pad-then-conv every checkpoint was trained with
-    assert [f.shape for f in fused] == [(2, 2, 13, 17), (2, 1, 13, 17)]
-    for f, a in zip(fused, alone):
-        torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-5)
+    for kernel in (7, 3):
+        heads = [layers.OutputConv(6, 2, kernel), layers.OutputConv(6, 1, kernel)]
+        x = torch.randn(2, 6, 13, 17, requires_grad=True)
+        fused = layers.project(x, heads)
+        alone = [nn.Sequential.forward(h, x) for h in heads]   # the plain pad-then-conv every checkpoint trained with
+        assert [f.shape for f in fused] == [(2, 2, 13, 17), (2, 1, 13, 17)]
+        for f, a in zip(fused, alone):
+            torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-5)
     grads = torch.autograd.grad(sum((f * f).sum() for f in fused), [x, heads[0][1].weight, heads[1][1].bias])
     grads_alone = torch.autograd.grad(sum((a * a).sum() for a in alone), [x, heads[0][1].weight, heads[1][1].bias])
     for g, a in zip(grads, grads_alone):

@@ -59,6 +59,11 @@ class GeneratorConfig:
     stem_kernel: int = 7           # the encoders' first convolution (3 in the fast preset: label maps and
                                    # sketches need no 7x7 field there, and at full size it is the dearest layer)
     share_trunk: bool = False      # the image and flow branches share the coarsest scale's residual blocks
+    head_kernel: int = 7           # the output projections (frame, flow, mask); from 8 channels at full size a 7x7
+                                   # one is a fifth of the fast preset's CPU frame, a 3x3 one ~3x cheaper
+    skips: bool = False            # the coarsest scale's decoders (and the foreground network's) add the encoders'
+                                   # features of the same size, as a U-Net does (an addition per level)
+                                   # (both off in every preset: bench/NOTES.md, "The `fast` preset, second design")
     style_nc: int = 0              # d of the instance-averaged style features concatenated to the source (0: off)
 
     def __post_init__(self) -> None:
@@ -73,6 +78,7 @@ class GeneratorConfig:
             (self.n_scales in (1, 2, 3), "n_scales must be 1, 2 or 3"),
             (self.n_local_blocks >= 1, "n_local_blocks must be >= 1"),
             (self.stem_kernel in (3, 5, 7), "stem_kernel must be 3, 5 or 7"),
+            (self.head_kernel in (3, 5, 7), "head_kernel must be 3, 5 or 7"),
             (self.norm in NORMS, f"norm must be one of {NORMS}"),
             (self.ngf % (2 ** (self.n_scales - 1)) == 0, "ngf must be divisible by 2**(n_scales-1)"),
             (self.style_nc >= 0, "style_nc must be >= 0"),

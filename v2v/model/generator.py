@@ -21,8 +21,8 @@ from torch import nn
 
 from .config import GeneratorConfig
 from .flow import warp
-from .layers import (conv_block, decoder_trunk, encoder, init_weights, output_conv, project, res_blocks,
-                     up_block)
+from .layers import (conv_block, decode, decoder_trunk, encode, encoder, init_weights, output_conv, project,
+                     res_blocks, up_block)
 
 
 def _autocast_off(device: torch.device):
@@ -60,6 +60,7 @@ class GlobalScale(nn.Module):
         n_enc, n_dec = cfg.n_blocks - cfg.n_blocks // 2, cfg.n_blocks // 2
         # share_trunk: one set of bottleneck blocks feeds both branches, which keep only their upsampling
         branch_blocks = 0 if cfg.share_trunk else n_dec
+        self.skips = cfg.skips
         self.source_encoder = encoder(src_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm, cfg.stem_kernel)
         self.shared_trunk = res_blocks(cfg.ngf * 2**cfg.n_downsample, n_dec, cfg.norm) if cfg.share_trunk else None
         self.image_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, branch_blocks, cfg.norm)
@@ -68,14 +69,16 @@ class GlobalScale(nn.Module):
             self.flow_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, branch_blocks, cfg.norm)
 
     def forward(self, src, prev, coarse=None):
-        code = self.source_encoder(src)
+        code, skips = encode(self.source_encoder, src, self.skips)
         if prev is not None:
-            code = code + self.prev_encoder(prev)
+            prev_code, prev_skips = encode(self.prev_encoder, prev, self.skips)
+            code = code + prev_code
+            skips = [a + b for a, b in zip(skips, prev_skips)]
         if self.shared_trunk is not None:
             code = self.shared_trunk(code)
         if prev is None:  # per-frame model: hallucination branch alone
-            return self.image_trunk(code), None
-        return self.image_trunk(code), self.flow_trunk(code)
+            return decode(self.image_trunk, code, skips), None
+        return decode(self.image_trunk, code, skips), decode(self.flow_trunk, code, skips)
 
 
 class LocalScale(nn.Module):
@@ -120,16 +123,17 @@ class ForegroundNet(nn.Module):
         self.body = nn.Sequential(
             encoder(src_nc, ngf, cfg.n_downsample, cfg.fg_n_blocks, cfg.norm, cfg.stem_kernel),
             decoder_trunk(ngf, cfg.n_downsample, 0, cfg.norm),
-            output_conv(finest, cfg.output_nc),
+            output_conv(finest, cfg.output_nc, cfg.head_kernel),
             nn.Tanh(),
         )
+        self.skips = cfg.skips
         local_cfg = cfg.with_(use_flow=False)
         self.local = nn.ModuleList([LocalScale(local_cfg, ngf // 2**s, src_nc, 0) for s in range(1, cfg.n_scales)])
 
     def forward(self, src_pyr: list[torch.Tensor]) -> torch.Tensor:
         """``src_pyr``: the sources' pyramid, finest first (one level per scale)."""
-        encode, decode, head, squash = self.body
-        features = decode(encode(src_pyr[-1]))
+        encoder, decoder, head, squash = self.body
+        features = decode(decoder, *encode(encoder, src_pyr[-1], self.skips))
         for s, stage in enumerate(self.local, start=1):
             features, _ = stage(src_pyr[-1 - s], None, (features, None))
         return squash(head(features))
@@ -154,10 +158,11 @@ class Vid2VidGenerator(nn.Module):
         for s in range(1, cfg.n_scales):
             self.scales.append(LocalScale(cfg, cfg.ngf // 2**s, src_nc, prev_nc))
         ngf_out = cfg.ngf // 2 ** (cfg.n_scales - 1)
-        self.image_head = nn.Sequential(output_conv(ngf_out, cfg.output_nc), nn.Tanh())
+        k = cfg.head_kernel
+        self.image_head = nn.Sequential(output_conv(ngf_out, cfg.output_nc, k), nn.Tanh())
         if cfg.use_flow:
-            self.flow_head = output_conv(ngf_out, 2)
-            self.mask_head = nn.Sequential(output_conv(ngf_out, 1), nn.Sigmoid())
+            self.flow_head = output_conv(ngf_out, 2, k)
+            self.mask_head = nn.Sequential(output_conv(ngf_out, 1, k), nn.Sigmoid())
         if cfg.foreground:
             self.foreground = ForegroundNet(cfg, src_nc)
         init_weights(self)

@@ -59,31 +59,33 @@ CHANNELS_LAST_HEADS = True
 
 
 class OutputConv(nn.Sequential):
-    """7x7 reflection-padded projection to an output map (no activation: heads choose theirs).  A Sequential, so
-    its weights keep the names ``0``/``1`` every checkpoint has."""
+    """Reflection-padded projection (7x7 unless ``kernel``) to an output map (no activation: heads choose theirs).
+    A Sequential, so its weights keep the names ``0``/``1`` every checkpoint has."""
 
-    def __init__(self, in_nc: int, out_nc: int) -> None:
-        super().__init__(nn.ReflectionPad2d(3), nn.Conv2d(in_nc, out_nc, 7))
+    def __init__(self, in_nc: int, out_nc: int, kernel: int = 7) -> None:
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_nc, out_nc, kernel))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return project(x, [self])[0]
 
 
 def project(x: torch.Tensor, heads: list[OutputConv]) -> list[torch.Tensor]:
-    """Several output convolutions that read the same features as ONE convolution (their weights stacked),
-    padded once: exactly each head applied alone, at the cost of about one of them.  Works under autograd."""
+    """Several output convolutions (of one kernel size) that read the same features as ONE convolution (their
+    weights stacked), padded once: exactly each head applied alone, at the cost of about one of them.  Works under
+    autograd."""
     convs = [head[1] for head in heads]
     weight = convs[0].weight if len(convs) == 1 else torch.cat([c.weight for c in convs])
     bias = convs[0].bias if len(convs) == 1 else torch.cat([c.bias for c in convs])
-    x = F.pad(x, (3, 3, 3, 3), mode="reflect")
+    pad = weight.shape[-1] // 2
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     if CHANNELS_LAST_HEADS and x.device.type == "cpu":
         x = x.contiguous(memory_format=torch.channels_last)
     out = F.conv2d(x, weight, bias).contiguous()
     return list(out.split([c.out_channels for c in convs], dim=1))
 
 
-def output_conv(in_nc: int, out_nc: int) -> OutputConv:
-    return OutputConv(in_nc, out_nc)
+def output_conv(in_nc: int, out_nc: int, kernel: int = 7) -> OutputConv:
+    return OutputConv(in_nc, out_nc, kernel)
 
 
 class ResnetBlock(nn.Module):
@@ -112,6 +114,28 @@ def encoder(in_nc: int, ngf: int, n_down: int, n_blocks: int, norm: str, stem: i
         layers.append(conv_block(ngf * 2**i, ngf * 2 ** (i + 1), 3, stride=2, norm=norm))
     layers.append(res_blocks(ngf * 2**n_down, n_blocks, norm))
     return nn.Sequential(*layers)
+
+
+def encode(encoder: nn.Sequential, x: torch.Tensor, skips: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run an :func:`encoder`; with ``skips``, also return the features of each size it passes (finest first:
+    the stem's, then each downsampling's but the last), which :func:`decode` adds back."""
+    if not skips:
+        return encoder(x), []
+    features = []
+    for layer in encoder[:-1]:      # the stem and the downsamplings; the residual blocks follow
+        x = layer(x)
+        features.append(x)
+    return encoder[-1](features.pop()), features
+
+
+def decode(trunk: nn.Sequential, code: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    """Run a :func:`decoder_trunk`, adding to each upsampling's output the encoder feature of its size (if any)."""
+    x = trunk[0](code)
+    for i, up in enumerate(trunk[1:], start=1):
+        x = up(x)
+        if skips:
+            x = x + skips[-i]
+    return x
 
 
 def decoder_trunk(ngf: int, n_up: int, n_blocks: int, norm: str) -> nn.Sequential:
