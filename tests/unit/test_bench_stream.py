@@ -170,3 +170,12 @@ def test_int8_agreement_smallest_configuration(tmp_path):
         assert 35 < shot["psnr_mean"] < float("inf") and 0 < shot["levels_mean"] < 2
         assert shot["perturbed_psnr_mean"] > 35
     assert "| street, 256x192 | 1 (vid2vid_carphone_60f) |" in report["markdown"]
+
+
+def test_suite_measures_only_the_peaks_its_generator_rows_use():
+    """A bf16 matmul peak takes about a minute on a CPU without native bf16: the layout, CLI and training parts
+    need no peak, the generator part only those of its modes."""
+    from bench import suite
+
+    assert suite.machine_peaks("cpu", True, set()) == {}
+    assert set(suite.machine_peaks("cpu", True, {"fp32"})) == {"fp32"}
