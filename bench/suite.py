@@ -76,8 +76,8 @@ def machine_peaks(device: str, smoke: bool, precisions: set[str]) -> dict[str, f
     bf16 one bf16 matmul of 2048 takes about a minute (0.3 GFLOP/s on a Zen 3), so it is measured only when asked."""
     n = 512 if smoke else (8192 if device == "cuda" else 2048)
     settings = {"fp32": (torch.float32, False), "tf32": (torch.float32, True), "bf16": (torch.bfloat16, False)}
-    return {p: round(peak_gflops(device, settings[p][0], tf32=settings[p][1], n=n), 1)
-            for p in settings if p in precisions}
+    return {p: round(peak_gflops(device, dtype, tf32=tf32, n=n), 1)
+            for p, (dtype, tf32) in settings.items() if p in precisions}
 
 
 def generator_rows(device: str, cases, modes, peaks: dict, frames: dict) -> list[dict]:

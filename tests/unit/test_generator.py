@@ -274,7 +274,7 @@ def test_skips_add_each_encoder_feature_to_the_decoder_output_of_its_size(n_down
 
 
 def test_skips_change_the_frame_and_train_every_weight():
-    """A skip model (the fast preset's) differs from the same weights without skips, and learns through both."""
+    """A skip model (3x3 projections too) differs from the same weights without skips, and every weight learns."""
     torch.manual_seed(0)
     g = Vid2VidGenerator(preset("tiny", input_nc=4, label_nc=3, skips=True, head_kernel=3))
     plain = Vid2VidGenerator(g.cfg.with_(skips=False))

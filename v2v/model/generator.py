@@ -132,8 +132,8 @@ class ForegroundNet(nn.Module):
 
     def forward(self, src_pyr: list[torch.Tensor]) -> torch.Tensor:
         """``src_pyr``: the sources' pyramid, finest first (one level per scale)."""
-        encoder, decoder, head, squash = self.body
-        features = decode(decoder, *encode(encoder, src_pyr[-1], self.skips))
+        enc, dec, head, squash = self.body
+        features = decode(dec, *encode(enc, src_pyr[-1], self.skips))
         for s, stage in enumerate(self.local, start=1):
             features, _ = stage(src_pyr[-1 - s], None, (features, None))
         return squash(head(features))
