@@ -7,12 +7,15 @@
 #     TASKS="body" bash bench/cpu_study.sh   # one task
 #     TASKS="fg" bash bench/cpu_study.sh     # the foreground-prior comparison (not in the default run)
 #     TASKS="face_fast body_fast street_fast" bash bench/cpu_study.sh   # the fast preset against ours
+#     TASKS=face_seeds SEEDS="1 2" bash bench/cpu_study.sh  # the face recipe again per seed: ours, fast and the
+#                                            # third fast candidate (~45 min a seed), scored with face_fast's seed 0
 #     SKIP_TRAIN=1 bash bench/cpu_study.sh   # only evaluate the models already in $MODELS
 # Models land in $MODELS (default out/cpu_study/models), results in bench/results/cpu_study/.
 set -eu
 export PYTHONUNBUFFERED=1
 PY=${PY:-.venv/bin/python}
 MODELS=${MODELS:-out/cpu_study/models}
+base_models=$MODELS
 RUNS=${RUNS:-out/cpu_study/runs}
 RESULTS=${RESULTS:-bench/results/cpu_study}
 MACHINE=${MACHINE:-"2-core CPU (project machine)"}
@@ -73,7 +76,25 @@ for task in ${TASKS:-body face street}; do
         esac
         evaluate "$base" "$task" "$base:ours (small, ngf 24)" "$task:fast" -- "${extra[@]}"
         evaluate "$base" "${task}_first_frame" "$base:ours (small, ngf 24)" "$task:fast" -- "${extra[@]}" --first-frame ;;
-    *) echo "unknown task $task (body, face, street, fg, body_fast, face_fast, street_fast)" >&2; exit 2 ;;
+    face_seeds)  # one run's spread (bench/NOTES.md "Faces at 200 clips, three seeds"): face_fast's recipe per seed,
+                 # in $MODELS/seed<N>/, the third candidate in $MODELS/seed<N>/candidate3/; then every model in one
+                 # table, with face_fast's seed-0 models where they are (and $MODELS/candidate3/ for its seed 0)
+        rows=()
+        for seed in ${SEEDS:-1 2}; do
+            MODELS=$base_models/seed$seed RUNS=$RUNS/seed$seed train face,face_fast 200 --set seed="$seed"
+            MODELS=$base_models/seed$seed/candidate3 RUNS=$RUNS/seed$seed/candidate3 \
+                train face_fast 200 --set seed="$seed" \
+                --set model.head_kernel=3 --set model.skips=true --set model.n_blocks=2
+            rows+=("seed$seed/face:ours, seed $seed" "seed$seed/face_fast:fast, seed $seed"
+                   "seed$seed/candidate3/face_fast:third candidate, seed $seed")
+        done
+        seed0=()
+        for m in "face:ours, seed 0" "face_fast:fast, seed 0" "candidate3/face_fast:third candidate, seed 0"; do
+            if [ -f "$base_models/${m%%:*}.safetensors" ]; then seed0+=("$m"); fi
+        done
+        MODELS=$base_models evaluate face face_seeds "${seed0[@]}" "${rows[@]}" ;;
+    *) echo "unknown task $task (body, face, street, fg, body_fast, face_fast, street_fast, face_seeds)" >&2
+       exit 2 ;;
     esac
 done
 ls -la "$RESULTS"

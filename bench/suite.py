@@ -55,6 +55,24 @@ MODES = {"cpu": ["fp32", "bf16", "fp32_cl"],
          "cuda": ["fp32", "tf32", "bf16", "bf16_cl", "tf32_compile", "bf16_compile"]}
 
 
+def native_cpu_bf16() -> bool:
+    """Whether oneDNN has bf16 kernels on this CPU (AVX512-BF16 or AMX); False when torch cannot say."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def default_modes(device: str, smoke: bool, cpu_bf16: bool | None = None) -> tuple[list[str], str | None]:
+    """The generator precisions measured without ``--modes``, and a note on any left out: on a CPU without native
+    bf16 the bf16 rows emulate it (the Zen 3's bf16 matmul ran at 0.3 GFLOP/s) and take minutes to say only that."""
+    modes = MODES[device][:1 if smoke else None]
+    if device != "cpu" or smoke or (native_cpu_bf16() if cpu_bf16 is None else cpu_bf16):
+        return modes, None
+    return ([m for m in modes if not m.startswith("bf16")],
+            "bf16 left out: this CPU has no native bf16 (oneDNN says so); ask for it with --modes fp32,bf16")
+
+
 def peak_gflops(device: str, dtype: torch.dtype, tf32: bool = False, n: int = 2048, repeats: int = 5) -> float:
     """Best-of-``repeats`` dense ``n x n`` matmul rate in GFLOP/s."""
     torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -194,7 +212,8 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default="generator,layouts,cli,training", help="which parts, comma-separated")
     ap.add_argument("--modes", default=None,
                     help="generator precisions, comma-separated (default: every one of the device: cpu "
-                         "fp32,bf16,fp32_cl; cuda fp32,tf32,bf16,bf16_cl,tf32_compile,bf16_compile)")
+                         "fp32,bf16,fp32_cl, bf16 only where the CPU has it natively; cuda "
+                         "fp32,tf32,bf16,bf16_cl,tf32_compile,bf16_compile)")
     ap.add_argument("--machine", default=None, help="machine name recorded (default: from the device)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
@@ -202,14 +221,16 @@ def main(argv=None) -> int:
     card = (torch.cuda.get_device_name() if a.device == "cuda"
             else f"{os.cpu_count()}-core CPU, {torch.get_num_threads()} threads")
     cases = [("compact", 64, 32, 1)] if a.smoke else GENERATOR_CASES[a.device]
-    modes = a.modes.split(",") if a.modes else MODES[a.device][:1 if a.smoke else None]
+    modes, left_out = (a.modes.split(","), None) if a.modes else default_modes(a.device, a.smoke)
+    if left_out:
+        print(left_out, flush=True)
     if unknown := set(modes) - set(MODES[a.device]):
         ap.error(f"--modes: {sorted(unknown)} not among {MODES[a.device]} on {a.device}")
     peaks = machine_peaks(a.device, a.smoke, {m.split("_")[0] for m in modes} if "generator" in parts else set())
     frames = dict(n_frames=2, warmup=1) if a.smoke else (dict(n_frames=30, warmup=6) if a.device == "cuda"
                                                          else dict(n_frames=6, warmup=2))
     report = {**run_context(a.machine or card, "bench/suite.py", argv), "machine": a.machine or card,
-              "peaks_gflops": peaks,
+              "peaks_gflops": peaks, "modes": modes, "modes_left_out": left_out,
               "generator": generator_rows(a.device, cases, modes, peaks, frames)
               if "generator" in parts else [],
               "layouts": layout_rows(a.smoke) if "layouts" in parts else [],

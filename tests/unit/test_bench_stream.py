@@ -179,3 +179,15 @@ def test_suite_measures_only_the_peaks_its_generator_rows_use():
 
     assert suite.machine_peaks("cpu", True, set()) == {}
     assert set(suite.machine_peaks("cpu", True, {"fp32"})) == {"fp32"}
+
+
+def test_suite_leaves_bf16_out_on_a_cpu_without_it_unless_asked():
+    """On a CPU without native bf16 the bf16 rows emulate it for minutes: left out of the default, and said so."""
+    from bench import suite
+
+    assert suite.default_modes("cpu", False, cpu_bf16=True) == (["fp32", "bf16", "fp32_cl"], None)
+    modes, note = suite.default_modes("cpu", False, cpu_bf16=False)
+    assert modes == ["fp32", "fp32_cl"] and "--modes fp32,bf16" in note
+    assert suite.default_modes("cpu", True, cpu_bf16=False) == (["fp32"], None)
+    assert suite.default_modes("cuda", False, cpu_bf16=False)[0] == suite.MODES["cuda"]
+    assert isinstance(suite.native_cpu_bf16(), bool)
