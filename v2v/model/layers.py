@@ -149,6 +149,9 @@ def decoder_trunk(ngf: int, n_up: int, n_blocks: int, norm: str) -> nn.Sequentia
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """The reference init: conv weights N(0, std), norm weights N(1, std), biases 0."""
     for m in module.modules():
+        if getattr(m, "weight", None) is not None and m.weight.is_meta:
+            continue    # a meta-device build (shapes only) has no values to set; Tensor.normal_ there imports
+                        # torch._dynamo (1-2 s of every process that checks a model file)
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
