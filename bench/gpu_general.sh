@@ -27,6 +27,7 @@ WORKERS=${WORKERS:-6}
 MP=${MP:-bf16}
 SUITE=${SUITE:-1}                 # 0: no speed suite (CPU dry run)
 SUITE_SECONDS=${SUITE_SECONDS:-110}
+SUITE_PARTS=${SUITE_PARTS:-generator,training}   # training alone: paper's step eager fp32 / bf16 / bf16 compiled
 FAST_PATH=${FAST_PATH:-0}         # 1: bench/fast_path.py on the card after the suite (three models, ~5 minutes)
 FAST_PATH_SECONDS=${FAST_PATH_SECONDS:-300}
 ENCODE=${ENCODE:-1}               # 1: the street CLI on the card, encoding behind the network or in turn (needs
@@ -73,7 +74,7 @@ run_all() {
     tar czf "$OUT/runs.tgz" "$RUNS"/logs "$RUNS"/*/losses.jsonl "$RUNS"/*/samples 2>/dev/null
     if [ "$SUITE" = 1 ]; then
         echo "== speed suite (generator rows print as they come; cut at $SUITE_SECONDS s)"
-        timeout "$SUITE_SECONDS" $PY bench/suite.py --device cuda --parts generator,training \
+        timeout "$SUITE_SECONDS" $PY bench/suite.py --device cuda --parts "$SUITE_PARTS" \
             --modes "${SUITE_MODES:-tf32,tf32_compile,bf16_compile}" --out "$OUT/suite.json"
     fi
     if [ "$ENCODE" = 1 ] && [ -f .cache/data/vtest.avi ] && [ "$card" != cpu ]; then

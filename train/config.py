@@ -38,6 +38,8 @@ class TrainConfig:
     batch_size: int = 1                    # clips per process
     grad_accum: int = 1                    # frames whose gradients are summed before an update
     mixed_precision: str = "auto"          # auto (bf16 where the GPU has it, else fp32) | no | fp16 | bf16
+    compile: bool = False                  # torch.compile the generator's forward (Inductor; the first clips wait
+                                           #   for the compiler; the saved weights are the same module's)
     seed: int = 0
     num_workers: int = 0
     # spatio-temporal progression

@@ -38,7 +38,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 if __package__ in (None, ""):  # run as `python train/train.py`: import the repo, not this folder
     _repo = Path(__file__).resolve().parents[1]
@@ -60,6 +60,7 @@ from v2v.model.config import DiscriminatorConfig, LossWeights, preset
 from v2v.model.discriminators import Discriminators, detached
 from v2v.model.generator import Vid2VidGenerator
 from v2v.model.style import clip_style
+from v2v.sampler import cpp_compiler_found
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -212,7 +213,13 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     else:
         G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
     D_raw = accelerator.unwrap_model(D)
-    nets = Nets(G, D, D_raw, E, vgg, opt_g, opt_d)
+    if cfg.compile and device.type == "cpu" and not cpp_compiler_found():
+        raise ValueError("compile: true on a CPU needs a C++ compiler (g++ or clang++) on PATH, which was not found: "
+                         "install one (Debian/Ubuntu: apt install g++) or set compile: false")
+    # the compiled wrapper shares G's parameters and is used only to call it: the optimiser, the checkpoints and the
+    # training states keep the plain module's names, so a run may resume with compile on or off
+    G_forward = torch.compile(G, dynamic=False) if cfg.compile else G
+    nets = Nets(G, D, D_raw, E, vgg, opt_g, opt_d, G_forward)
     if not cfg.detach_prev and accelerator.num_processes > 1:
         raise ValueError("detach_prev: false (backprop through the clip) is supported on one process only")
     state = TrainState()
@@ -364,6 +371,7 @@ class Nets:
     vgg: torch.nn.Module | None
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
+    G_forward: Callable | None = None     # what calls G (``torch.compile(G)`` with ``compile: true``), else G
 
 
 def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: LossWeights, n_past: int, *,
@@ -375,6 +383,7 @@ def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: 
     without a first frame: frame 0 from no history, frames 1..L-1 from the padded generated ones with the mask
     forced to 1 (F learns the start it meets at test time)."""
     G, D, D_raw, E = nets.G, nets.D, nets.D_raw, nets.E
+    G_forward = G if nets.G_forward is None else nets.G_forward
     c = {k: v.to(accelerator.device) for k, v in batch.items()}
     src, real, flow, conf = c["source"], c["target"], c["flow"], c["flow_conf"]  # [B, T, ...]; flow[:, t]: t -> t-1
     t_first = 0 if generated_start else n_past
@@ -386,7 +395,7 @@ def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: 
             warm_up = t < n_past                             # generated start: nothing trustworthy to warp yet
             prev = torch.stack(([history[0]] * n_past + history)[-n_past:], 1) if history else None
             style = clip_style(E, real, c.get("instance"), window) if E is not None else None
-            out = G(src[:, window], prev, style=style, force_hallucinate=warm_up)
+            out = G_forward(src[:, window], prev, style=style, force_hallucinate=warm_up)
             fake, cond = out.frame, src[:, t]                # D_I is conditioned on the source frame
 
             # D_V judges the newest K-frame window of every temporal scale the clip is long enough for, real and

@@ -10,6 +10,7 @@ import torch
 from train.data import write_toy_dataset
 from train.config import TrainConfig
 from train.train import starts_generated, train
+from v2v.sampler import cpp_compiler_found
 
 pytestmark = pytest.mark.slow
 
@@ -243,3 +244,29 @@ def test_branch_psnr_runs_on_a_trained_model(tmp_path):
     row = json.loads(out.read_text())["models"]["model"]
     assert row["frames"] == 6 and {"output", "hallucinated", "warped", "mask_mean"} <= set(row)
     assert 0 <= row["mask_mean"] <= 1 and row["output"] > 0
+
+
+def test_a_compiled_generator_trains_as_the_eager_one_and_saves_the_same_weights(toy, tmp_path):
+    """compile: true calls G through torch.compile; the optimiser and the files keep the plain module, so the
+    first step's losses and the weights after two steps match the eager run's up to the compiler's rounding."""
+    if not cpp_compiler_found():
+        pytest.skip("torch.compile on a CPU needs a C++ compiler")
+    from safetensors.torch import load_file
+
+    eager = train(base(toy, tmp_path / "eager", max_steps=2))
+    compiled = train(base(toy, tmp_path / "compiled", max_steps=2, compile=True))
+    assert compiled["finished"]
+    for key in ("loss_g", "loss_d"):
+        assert compiled["history"][0][key] == pytest.approx(eager["history"][0][key], rel=1e-4)
+    a, b = (load_file(str(p / "model.safetensors")) for p in (tmp_path / "eager", tmp_path / "compiled"))
+    assert a.keys() == b.keys()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 2e-3    # Adam's steps are 2e-4 each
+
+
+def test_compile_without_a_cpp_compiler_is_refused_before_training(toy, tmp_path, monkeypatch):
+    import train.train as trainer
+
+    monkeypatch.setattr(trainer, "cpp_compiler_found", lambda: False)
+    with pytest.raises(ValueError, match="C\\+\\+ compiler"):
+        train(base(toy, tmp_path / "r", max_steps=1, compile=True))
+    assert not (tmp_path / "r" / "model.safetensors").exists()
