@@ -7,8 +7,8 @@
 #     TASKS="body" bash bench/cpu_study.sh   # one task
 #     TASKS="fg" bash bench/cpu_study.sh     # the foreground-prior comparison (not in the default run)
 #     TASKS="face_fast body_fast street_fast" bash bench/cpu_study.sh   # the fast preset against ours
-#     TASKS=face_seeds SEEDS="1 2" bash bench/cpu_study.sh  # the face recipe again per seed: ours, fast and the
-#                                            # third fast candidate (~45 min a seed), scored with face_fast's seed 0
+#     TASKS=face_seeds SEEDS="1 2" bash bench/cpu_study.sh  # the face recipe again per seed: ours and two
+#                                            # faster fast designs (~45 min a seed), scored with any seed-0 models
 #     SKIP_TRAIN=1 bash bench/cpu_study.sh   # only evaluate the models already in $MODELS
 # Models land in $MODELS (default out/cpu_study/models), results in bench/results/cpu_study/.
 set -eu
@@ -76,20 +76,25 @@ for task in ${TASKS:-body face street}; do
         esac
         evaluate "$base" "$task" "$base:ours (small, ngf 24)" "$task:fast" -- "${extra[@]}"
         evaluate "$base" "${task}_first_frame" "$base:ours (small, ngf 24)" "$task:fast" -- "${extra[@]}" --first-frame ;;
-    face_seeds)  # one run's spread (bench/NOTES.md "Faces at 200 clips, three seeds"): face_fast's recipe per seed,
-                 # in $MODELS/seed<N>/, the third candidate in $MODELS/seed<N>/candidate3/; then every model in one
-                 # table, with face_fast's seed-0 models where they are (and $MODELS/candidate3/ for its seed 0)
+    face_seeds)  # one run's spread (bench/NOTES.md "Faces at 200 clips, three seeds"): the face recipe per seed for
+                 # ours and the two fast designs that ran >= 3x small (the second, the third candidate), each in its
+                 # own folders under $MODELS/seed<N>/; then every model in one table, with the seed-0 models where
+                 # they are ($MODELS/face, $MODELS/design2/face_fast, $MODELS/candidate3/face_fast)
+        third=(--set model.head_kernel=3 --set model.skips=true --set model.n_blocks=2)
+        second=("${third[@]}" --set model.n_downsample=2)
         rows=()
         for seed in ${SEEDS:-1 2}; do
-            MODELS=$base_models/seed$seed RUNS=$RUNS/seed$seed train face,face_fast 200 --set seed="$seed"
+            MODELS=$base_models/seed$seed RUNS=$RUNS/seed$seed train face 200 --set seed="$seed"
+            MODELS=$base_models/seed$seed/design2 RUNS=$RUNS/seed$seed/design2 \
+                train face_fast 200 --set seed="$seed" "${second[@]}"
             MODELS=$base_models/seed$seed/candidate3 RUNS=$RUNS/seed$seed/candidate3 \
-                train face_fast 200 --set seed="$seed" \
-                --set model.head_kernel=3 --set model.skips=true --set model.n_blocks=2
-            rows+=("seed$seed/face:ours, seed $seed" "seed$seed/face_fast:fast, seed $seed"
+                train face_fast 200 --set seed="$seed" "${third[@]}"
+            rows+=("seed$seed/face:ours, seed $seed" "seed$seed/design2/face_fast:second design, seed $seed"
                    "seed$seed/candidate3/face_fast:third candidate, seed $seed")
         done
         seed0=()
-        for m in "face:ours, seed 0" "face_fast:fast, seed 0" "candidate3/face_fast:third candidate, seed 0"; do
+        for m in "face:ours, seed 0" "design2/face_fast:second design, seed 0" \
+                 "candidate3/face_fast:third candidate, seed 0"; do
             if [ -f "$base_models/${m%%:*}.safetensors" ]; then seed0+=("$m"); fi
         done
         MODELS=$base_models evaluate face face_seeds "${seed0[@]}" "${rows[@]}" ;;

@@ -86,21 +86,23 @@ def test_cpu_study_trains_the_fast_preset_beside_ours_at_the_same_clip_count(san
 
 def test_cpu_study_face_seeds_trains_each_seed_apart_and_scores_them_together(sandbox):
     """Each seed's models in their own folders (a shared run folder would resume the other seed's run), then one
-    table with the seed-0 models of the face_fast case where they exist."""
+    table with the seed-0 models where they exist."""
     models = sandbox / "out" / "m"
-    models.mkdir(parents=True)
+    (models / "design2").mkdir(parents=True)
     (models / "face.safetensors").touch()
+    (models / "design2" / "face_fast.safetensors").touch()
     log = run_driver(sandbox, ["bench/cpu_study.sh"], TASKS="face_seeds", SEEDS="1 2", MODELS="out/m", RUNS="out/r",
                      RESULTS="out/results")
     trained = [c["parsed"] for c in calls(log, "scripts/footage_models.py")]
     assert [(t["tasks"], t["models"], t["runs"]) for t in trained] == [
         (tasks, f"out/m/seed{s}{sub}", f"out/r/seed{s}{sub}")
-        for s in (1, 2) for tasks, sub in (("face,face_fast", ""), ("face_fast", "/candidate3"))]
-    assert all(t["steps"] == 200 and f"seed={s}" in t["overrides"] for t, s in zip(trained, (1, 1, 2, 2)))
-    assert "model.skips=true" in trained[1]["overrides"] and "model.skips=true" not in trained[0]["overrides"]
+        for s in (1, 2) for tasks, sub in (("face", ""), ("face_fast", "/design2"), ("face_fast", "/candidate3"))]
+    assert all(t["steps"] == 200 and f"seed={s}" in t["overrides"] for t, s in zip(trained, (1, 1, 1, 2, 2, 2)))
+    assert "model.n_downsample=2" in trained[1]["overrides"] and "model.n_downsample=2" not in trained[2]["overrides"]
+    assert "model.skips=true" in trained[2]["overrides"] and "model.skips=true" not in trained[0]["overrides"]
     (scored,) = calls(log, "bench/evaluate.py")
-    assert scored["parsed"]["names"] == ["ours, seed 0"] + [f"{m}, seed {s}" for s in (1, 2)
-                                                           for m in ("ours", "fast", "third candidate")]
+    assert scored["parsed"]["names"] == ["ours, seed 0", "second design, seed 0"] + [
+        f"{m}, seed {s}" for s in (1, 2) for m in ("ours", "second design", "third candidate")]
     assert scored["parsed"]["models"][-1] == "out/m/seed2/candidate3/face_fast.safetensors"
 
 
