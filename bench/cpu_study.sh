@@ -97,7 +97,8 @@ for task in ${TASKS:-body face street}; do
                  "candidate3/face_fast:third candidate, seed 0"; do
             if [ -f "$base_models/${m%%:*}.safetensors" ]; then seed0+=("$m"); fi
         done
-        MODELS=$base_models evaluate face face_seeds "${seed0[@]}" "${rows[@]}" ;;
+        MODELS=$base_models evaluate face face_seeds "${seed0[@]}" "${rows[@]}"
+        MODELS=$base_models evaluate face face_seeds_first_frame "${seed0[@]}" "${rows[@]}" -- --first-frame ;;
     *) echo "unknown task $task (body, face, street, fg, body_fast, face_fast, street_fast, face_seeds)" >&2
        exit 2 ;;
     esac

@@ -100,7 +100,8 @@ def test_cpu_study_face_seeds_trains_each_seed_apart_and_scores_them_together(sa
     assert all(t["steps"] == 200 and f"seed={s}" in t["overrides"] for t, s in zip(trained, (1, 1, 1, 2, 2, 2)))
     assert "model.n_downsample=2" in trained[1]["overrides"] and "model.n_downsample=2" not in trained[2]["overrides"]
     assert "model.skips=true" in trained[2]["overrides"] and "model.skips=true" not in trained[0]["overrides"]
-    (scored,) = calls(log, "bench/evaluate.py")
+    scored, first = calls(log, "bench/evaluate.py")
+    assert not scored["parsed"]["first_frame"] and first["parsed"]["first_frame"]
     assert scored["parsed"]["names"] == ["ours, seed 0", "second design, seed 0"] + [
         f"{m}, seed {s}" for s in (1, 2) for m in ("ours", "second design", "third candidate")]
     assert scored["parsed"]["models"][-1] == "out/m/seed2/candidate3/face_fast.safetensors"
