@@ -162,6 +162,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     set_seed(cfg.seed)
     if precision_warning:
         log(precision_warning)
+    if cfg.compile and device.type == "cpu" and not cpp_compiler_found():
+        raise ValueError("compile: true on a CPU needs a C++ compiler (g++ or clang++) on PATH, which was not found: "
+                         "install one (Debian/Ubuntu: apt install g++) or set compile: false")
 
     # ---- data: validated on every process before anything trains ----------------------------------------
     dcfg = data_config(cfg)
@@ -213,9 +216,6 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     else:
         G, D, opt_g, opt_d = accelerator.prepare(G, D, opt_g, opt_d)
     D_raw = accelerator.unwrap_model(D)
-    if cfg.compile and device.type == "cpu" and not cpp_compiler_found():
-        raise ValueError("compile: true on a CPU needs a C++ compiler (g++ or clang++) on PATH, which was not found: "
-                         "install one (Debian/Ubuntu: apt install g++) or set compile: false")
     # the compiled wrapper shares G's parameters and is used only to call it: the optimiser, the checkpoints and the
     # training states keep the plain module's names, so a run may resume with compile on or off
     G_forward = torch.compile(G, dynamic=False) if cfg.compile else G
