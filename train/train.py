@@ -371,7 +371,7 @@ class Nets:
     vgg: torch.nn.Module | None
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    G_forward: Callable | None = None     # what calls G (``torch.compile(G)`` with ``compile: true``), else G
+    G_forward: Callable                   # what calls G: ``torch.compile(G)`` with ``compile: true``, else G itself
 
 
 def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: LossWeights, n_past: int, *,
@@ -383,7 +383,6 @@ def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: 
     without a first frame: frame 0 from no history, frames 1..L-1 from the padded generated ones with the mask
     forced to 1 (F learns the start it meets at test time)."""
     G, D, D_raw, E = nets.G, nets.D, nets.D_raw, nets.E
-    G_forward = G if nets.G_forward is None else nets.G_forward
     c = {k: v.to(accelerator.device) for k, v in batch.items()}
     src, real, flow, conf = c["source"], c["target"], c["flow"], c["flow_conf"]  # [B, T, ...]; flow[:, t]: t -> t-1
     t_first = 0 if generated_start else n_past
@@ -395,7 +394,7 @@ def train_clip(nets: Nets, batch: dict, accelerator, cfg: TrainConfig, weights: 
             warm_up = t < n_past                             # generated start: nothing trustworthy to warp yet
             prev = torch.stack(([history[0]] * n_past + history)[-n_past:], 1) if history else None
             style = clip_style(E, real, c.get("instance"), window) if E is not None else None
-            out = G_forward(src[:, window], prev, style=style, force_hallucinate=warm_up)
+            out = nets.G_forward(src[:, window], prev, style=style, force_hallucinate=warm_up)
             fake, cond = out.frame, src[:, t]                # D_I is conditioned on the source frame
 
             # D_V judges the newest K-frame window of every temporal scale the clip is long enough for, real and
