@@ -9,6 +9,8 @@
 #     TASKS="face_fast body_fast street_fast" bash bench/cpu_study.sh   # the fast preset against ours
 #     TASKS=face_seeds SEEDS="1 2" bash bench/cpu_study.sh  # the face recipe again per seed: ours and two
 #                                            # faster fast designs (~45 min a seed), scored with any seed-0 models
+#     TASKS=fast_seeds SEEDS="1 2" bash bench/cpu_study.sh  # the fast preset beside ours per seed on face
+#                                            # and street (~55 min a seed; models face_seeds made are kept)
 #     SKIP_TRAIN=1 bash bench/cpu_study.sh   # only evaluate the models already in $MODELS
 # Models land in $MODELS (default out/cpu_study/models), results in bench/results/cpu_study/.
 set -eu
@@ -99,7 +101,34 @@ for task in ${TASKS:-body face street}; do
         done
         MODELS=$base_models evaluate face face_seeds "${seed0[@]}" "${rows[@]}"
         MODELS=$base_models evaluate face face_seeds_first_frame "${seed0[@]}" "${rows[@]}" -- --first-frame ;;
-    *) echo "unknown task $task (body, face, street, fg, body_fast, face_fast, street_fast, face_seeds)" >&2
+    fast_seeds)  # the fast preset (bench/NOTES.md "The `fast` preset paired with ours per seed") beside ours per seed
+                 # on the face and street recipes, in $MODELS/seed<N>/ (shared with face_seeds: a model already there
+                 # is kept, not trained again); then one table per task, with the seed-0 models where they are
+        for seed in ${SEEDS:-1 2}; do
+            for pair in "face 200" "street 300"; do
+                set -- $pair; base=$1 steps=$2; todo=()
+                for name in "$base" "${base}_fast"; do
+                    [ -f "$base_models/seed$seed/$name.safetensors" ] || todo+=("$name")
+                done
+                [ ${#todo[@]} -eq 0 ] && continue
+                size=(); [ "$base" = street ] && size=(--set "data.load_size=[96,128]" --set "data.crop_size=[96,128]")
+                MODELS=$base_models/seed$seed RUNS=$RUNS/seed$seed \
+                    train "$(IFS=,; echo "${todo[*]}")" "$steps" --set seed="$seed" "${size[@]}"
+            done
+        done
+        for base in face street; do
+            rows=(); extra=(); [ "$base" = street ] && extra=(--real-video .cache/data/vtest.avi)
+            for seed in 0 ${SEEDS:-1 2}; do
+                dir=; [ "$seed" = 0 ] || dir=seed$seed/
+                for m in "$base:ours" "${base}_fast:fast"; do
+                    [ -f "$base_models/$dir${m%%:*}.safetensors" ] && rows+=("$dir${m%%:*}:${m#*:}, seed $seed")
+                done
+            done
+            MODELS=$base_models evaluate "$base" "${base}_fast_seeds" "${rows[@]}" -- "${extra[@]}"
+            MODELS=$base_models evaluate "$base" "${base}_fast_seeds_first_frame" "${rows[@]}" -- "${extra[@]}" \
+                --first-frame
+        done ;;
+    *) echo "unknown task $task (body, face, street, fg, body_fast, face_fast, street_fast, face_seeds, fast_seeds)" >&2
        exit 2 ;;
     esac
 done

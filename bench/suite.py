@@ -11,7 +11,7 @@ Parts (each reuses the script that owns it; compare rows within one run only):
   node's path) per preset, size and mode, with ``bench/model_cost.measure``'s GFLOPs per frame;
   utilisation = GFLOPs x frames/s / the peak of that precision;
 * layouts: each shipped model's network (random weights, its training size) against the same input layout in
-  the ``small`` and ``fast`` presets;
+  the ``small`` and ``fast`` presets, eager float32 and, with ``--layout-modes``, the CPU's int8 and compiled paths;
 * cli: ``bench/stream_memory.py`` (decode, source extraction, generation, encoding of a real clip, at the model's
   training size) for the shipped street, face and body models;
 * training: ``bench/train_throughput.py``, generated frames per second of the trainer.
@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -40,6 +41,8 @@ from bench.model_cost import frame_flops, measure  # noqa: E402
 from v2v.model.checkpoint import read_config, training_frame_size  # noqa: E402
 from v2v.model.config import PRESETS, preset  # noqa: E402
 from v2v.model.generator import Vid2VidGenerator  # noqa: E402
+from v2v.quantize import int8_network, int8_problem  # noqa: E402
+from v2v.sampler import compiled_step, cpp_compiler_found  # noqa: E402
 
 # (preset, width, height, scales) per device; CPU sizes stop where a frame takes seconds
 GENERATOR_CASES = {
@@ -112,11 +115,25 @@ def generator_rows(device: str, cases, modes, peaks: dict, frames: dict) -> list
     return rows
 
 
-def layout_rows(smoke: bool, repeats: int = 20) -> list[dict]:
+LAYOUT_MODES = ("fp32", "int8", "compiled")
+
+
+def layout_network(g: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``g`` on one of the CPU's paths: eager float32, the int8 copy (``--precision int8``), or Inductor's compiled
+    network (``--compile``; its first call waits for the compiler, which the warm-up frames absorb)."""
+    if mode == "int8":
+        return int8_network(g)
+    if mode == "compiled":
+        return compiled_step(g, torch.device("cpu"))
+    return g
+
+
+def layout_rows(smoke: bool, modes: Sequence[str] = ("fp32",), repeats: int = 20) -> list[dict]:
     """Each shipped model's network (its layout and training size, random weights) against the same layout in
-    the ``small`` preset (ngf 16) and the ``fast`` one: milliseconds per frame, one process.  The three networks
-    take turns, one frame each per round, so a slow spell of a shared host falls on all three; the speed-ups are
-    medians of the rounds' ratios."""
+    the ``small`` preset (ngf 16) and the ``fast`` one: milliseconds per frame, one process, per CPU path in
+    ``modes``.  All the networks take turns, one frame each per round, so a slow spell of a shared host falls on
+    all of them; the speed-ups are medians of the rounds' ratios (fp32 keys unsuffixed, other paths' suffixed
+    ``_<mode>``); ``fast_best_speedup_vs_small`` divides the two presets' fastest paths' medians."""
     size_keys = {k for sizes in PRESETS.values() for k in sizes}
     rows = []
     for name in ["body"] if smoke else ["street", "face", "body"]:
@@ -124,29 +141,35 @@ def layout_rows(smoke: bool, repeats: int = 20) -> list[dict]:
         shipped = read_config(path)
         h, w = (32, 32) if smoke else training_frame_size(path)
         task = {k: v for k, v in shipped.to_dict().items() if k not in size_keys}   # inputs, prior, flow
-        row = {"model": name, "size": f"{w}x{h}"}
+        row = {"model": name, "size": f"{w}x{h}", "modes": list(modes)}
         nets = {}
         for label, cfg in (("shipped", shipped), ("small", preset("small", **task)), ("fast", preset("fast", **task))):
             torch.manual_seed(0)
-            nets[label] = Vid2VidGenerator(cfg).eval()
+            g = Vid2VidGenerator(cfg).eval()
             row[f"{label}_gflops"] = round(frame_flops(cfg, w, h) / 1e9, 2)
+            for mode in modes:
+                nets[label, mode] = layout_network(g, mode)
         src = torch.rand(1, shipped.n_past + 1, shipped.input_nc, h, w)
         prev = torch.rand(1, shipped.n_past, shipped.output_nc, h, w)
-        times: dict[str, list[float]] = {label: [] for label in nets}
+        times: dict[tuple[str, str], list[float]] = {key: [] for key in nets}
         with torch.inference_mode():
             for g in nets.values():
                 for _ in range(2):
                     g(src, prev)
             for _ in range(2 if smoke else repeats):
-                for label, g in nets.items():
+                for key, g in nets.items():
                     t0 = time.perf_counter()
                     g(src, prev)
-                    times[label].append(time.perf_counter() - t0)
-        for label, ts in times.items():
-            row[f"{label}_ms"] = round(1000 * statistics.median(ts), 1)
-        for other in ("shipped", "small"):
-            ratios = [a / b for a, b in zip(times[other], times["fast"])]
-            row[f"fast_speedup_vs_{other}"] = round(statistics.median(ratios), 2)
+                    times[key].append(time.perf_counter() - t0)
+        for (label, mode), ts in times.items():
+            row[f"{label}_ms" + ("" if mode == "fp32" else f"_{mode}")] = round(1000 * statistics.median(ts), 1)
+        for mode in modes:
+            suffix = "" if mode == "fp32" else f"_{mode}"
+            for other in ("shipped", "small"):
+                ratios = [a / b for a, b in zip(times[other, mode], times["fast", mode])]
+                row[f"fast_speedup_vs_{other}{suffix}"] = round(statistics.median(ratios), 2)
+        best = {label: min(statistics.median(times[label, m]) for m in modes) for label in ("small", "fast")}
+        row["fast_best_speedup_vs_small"] = round(best["small"] / best["fast"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -188,26 +211,38 @@ def training_rows(device: str, smoke: bool) -> list[dict]:
     return rows
 
 
+def table(header: list[str], rows: list[str]) -> list[str]:
+    """A markdown table after a blank line; nothing for a part that was not run."""
+    return ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows] if rows else []
+
+
 def markdown(report: dict) -> str:
     peaks = ", ".join(f"{k} {v:,.0f}" for k, v in report["peaks_gflops"].items())
-    lines = [f"machine: {report['machine']}; measured matmul peak GFLOP/s: {peaks}", "",
-             "| preset | size | scales | mode | ms/frame | frames/s | GFLOPs/frame | share of peak |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in report["generator"]:
-        lines.append(f"| {r['preset']} | {r['size']} | {r['n_scales']} | {r['mode']} | {r['ms_per_frame']} | "
-                     f"{r['fps']} | {r['gflops_per_frame']} | {r['share_of_peak']:.1%} |")
-    lines += ["", "| shipped layout, random weights | size | shipped ms (GFLOPs) | small ms (GFLOPs) | fast ms (GFLOPs) | "
-              "fast vs shipped / small |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['size']} | {r['shipped_ms']} ({r['shipped_gflops']}) | {r['small_ms']} "
-              f"({r['small_gflops']}) | {r['fast_ms']} ({r['fast_gflops']}) | {r['fast_speedup_vs_shipped']}x / "
-              f"{r['fast_speedup_vs_small']}x |" for r in report["layouts"]]
-    lines += ["", "| shipped model, CLI | device | frames | frames/s end to end | frames/s in the generator |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['device']} | {r['frames']} | {r['fps_end_to_end']:.2f} | "
-              f"{r['fps_in_generator']:.2f} |" for r in report["cli"]]
-    lines += ["", "| training | size | precision | generated frames/s |", "|---|---|---|---|"]
-    lines += [f"| {r['preset']} | {r['size']} | {r['mixed_precision']}{', compiled' if r.get('compile') else ''} | "
-              f"{r['loop_frames_per_s']} |" for r in report["training"]]
+    lines = [f"machine: {report['machine']}" + (f"; measured matmul peak GFLOP/s: {peaks}" if peaks else "")]
+    lines += table(["preset", "size", "scales", "mode", "ms/frame", "frames/s", "GFLOPs/frame", "share of peak"],
+                   [f"| {r['preset']} | {r['size']} | {r['n_scales']} | {r['mode']} | {r['ms_per_frame']} | "
+                    f"{r['fps']} | {r['gflops_per_frame']} | {r['share_of_peak']:.1%} |" for r in report["generator"]])
+    lines += table(["shipped layout, random weights", "size", "shipped ms (GFLOPs)", "small ms (GFLOPs)",
+                    "fast ms (GFLOPs)", "fast vs shipped / small"],
+                   [f"| {r['model']} | {r['size']} | {r['shipped_ms']} ({r['shipped_gflops']}) | {r['small_ms']} "
+                    f"({r['small_gflops']}) | {r['fast_ms']} ({r['fast_gflops']}) | {r['fast_speedup_vs_shipped']}x / "
+                    f"{r['fast_speedup_vs_small']}x |" for r in report["layouts"]])
+    other_modes = [m for m in report.get("layout_modes", []) if m != "fp32"]
+    if other_modes and report["layouts"]:
+        lines += table(["shipped layout", "size", "path", "shipped ms", "small ms", "fast ms",
+                        "fast vs shipped / small"],
+                       [f"| {r['model']} | {r['size']} | {m} | {r[f'shipped_ms_{m}']} | {r[f'small_ms_{m}']} | "
+                        f"{r[f'fast_ms_{m}']} | {r[f'fast_speedup_vs_shipped_{m}']}x / "
+                        f"{r[f'fast_speedup_vs_small_{m}']}x |" for r in report["layouts"] for m in other_modes])
+        lines += [f"{r['model']}: `fast` on its fastest path against `small` on its fastest: "
+                  f"{r['fast_best_speedup_vs_small']}x" for r in report["layouts"]]
+    lines += table(["shipped model, CLI", "device", "frames", "frames/s end to end", "frames/s in the generator"],
+                   [f"| {r['model']} | {r['device']} | {r['frames']} | {r['fps_end_to_end']:.2f} | "
+                    f"{r['fps_in_generator']:.2f} |" for r in report["cli"]])
+    lines += table(["training", "size", "precision", "generated frames/s"],
+                   [f"| {r['preset']} | {r['size']} | {r['mixed_precision']}"
+                    f"{', compiled' if r.get('compile') else ''} | {r['loop_frames_per_s']} |"
+                    for r in report["training"]])
     return "\n".join(lines)
 
 
@@ -221,6 +256,9 @@ def main(argv=None) -> int:
                     help="generator precisions, comma-separated (default: every one of the device: cpu "
                          "fp32,bf16,fp32_cl, bf16 only where the CPU has it natively; cuda "
                          "fp32,tf32,bf16,bf16_cl,tf32_compile,bf16_compile)")
+    ap.add_argument("--layout-modes", default="fp32",
+                    help="the layouts part's CPU paths besides fp32 (always measured), comma-separated: int8, "
+                         "compiled (needs a C++ compiler and waits ~20-40 s a network for it)")
     ap.add_argument("--machine", default=None, help="machine name recorded (default: from the device)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
@@ -233,14 +271,22 @@ def main(argv=None) -> int:
         print(left_out, flush=True)
     if unknown := set(modes) - set(MODES[a.device]):
         ap.error(f"--modes: {sorted(unknown)} not among {MODES[a.device]} on {a.device}")
+    layout_modes = ["fp32", *[m for m in a.layout_modes.split(",") if m != "fp32"]]   # float32: the yardstick
+    if unknown := set(layout_modes) - set(LAYOUT_MODES):
+        ap.error(f"--layout-modes: {sorted(unknown)} not among {list(LAYOUT_MODES)}")
+    if "int8" in layout_modes and (problem := int8_problem(torch.device("cpu"))):
+        ap.error(f"--layout-modes int8: {problem}")
+    if "compiled" in layout_modes and not cpp_compiler_found():
+        ap.error("--layout-modes compiled needs a C++ compiler (g++ or clang++) on PATH")
     peaks = machine_peaks(a.device, a.smoke, {m.split("_")[0] for m in modes} if "generator" in parts else set())
     frames = dict(n_frames=2, warmup=1) if a.smoke else (dict(n_frames=30, warmup=6) if a.device == "cuda"
                                                          else dict(n_frames=6, warmup=2))
     report = {**run_context(a.machine or card, "bench/suite.py", argv), "machine": a.machine or card,
               "peaks_gflops": peaks, "modes": modes, "modes_left_out": left_out,
+              "layout_modes": layout_modes,
               "generator": generator_rows(a.device, cases, modes, peaks, frames)
               if "generator" in parts else [],
-              "layouts": layout_rows(a.smoke) if "layouts" in parts else [],
+              "layouts": layout_rows(a.smoke, layout_modes) if "layouts" in parts else [],
               "cli": cli_rows(a.smoke, a.cli_frames, a.device) if "cli" in parts else [],
               "training": training_rows(a.device, a.smoke) if "training" in parts else []}
     report["markdown"] = markdown(report)

@@ -175,21 +175,32 @@ def test_interrupt_and_resume_continue_exactly(toy, tmp_path):
     assert (out / "weights_rank0.sha256").read_text() == (ref / "weights_rank0.sha256").read_text()
 
 
-@pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
-                    reason="accelerate CLI not installed")
-def test_two_process_ddp_ends_with_identical_weights(toy, tmp_path):
-    out = tmp_path / "ddp"
+needs_accelerate = pytest.mark.skipif(
+    shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
+    reason="accelerate CLI not installed")
+
+
+def ddp_run(toy: Path, out: Path, steps: int, *sets: str) -> str:
+    """``accelerate launch`` with 2 CPU processes on the tiny config; returns the run's output."""
     launcher = str(Path(sys.executable).parent / "accelerate")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     r = subprocess.run([launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                         "--mixed_precision", "no", "--dynamo_backend", "no",
                         str(REPO / "train" / "train.py"), "--config", str(REPO / "train/configs/tiny.yaml"),
-                        "--set", f"data.root={toy}", "--out", str(out), "--set", "max_steps=4",
+                        "--set", f"data.root={toy}", "--out", str(out), "--set", f"max_steps={steps}",
                         "--set", "val_every=0", "--set", "sample_every=0", "--set", "log_with=null",
-                        "--set", "generated_start=0.5"],
-                       capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+                        "--set", "generated_start=0.5", *[a for kv in sets for a in ("--set", kv)]],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "2 process(es)" in r.stdout + r.stderr
+    assert (out / "model.safetensors").is_file()
+    return r.stdout + r.stderr
+
+
+@needs_accelerate
+def test_two_process_ddp_ends_with_identical_weights(toy, tmp_path):
+    out = tmp_path / "ddp"
+    ddp_run(toy, out, 4)
     from train.config import load_config
     from train.train import starts_generated
     cfg = load_config(REPO / "train/configs/tiny.yaml", ["generated_start=0.5"])
@@ -197,7 +208,19 @@ def test_two_process_ddp_ends_with_identical_weights(toy, tmp_path):
     d0 = (out / "weights_rank0.sha256").read_text()
     d1 = (out / "weights_rank1.sha256").read_text()
     assert d0 == d1
-    assert (out / "model.safetensors").is_file()
+
+
+@needs_accelerate
+def test_a_compiled_generator_under_ddp_keeps_the_processes_in_step(toy, tmp_path):
+    """compile: true wraps the DDP module in torch.compile (the multi-GPU training path): the gradients are still
+    averaged across processes, so both end with the same weights (a compiled forward that skipped DDP's would not)."""
+    from v2v.sampler import cpp_compiler_found
+    if not cpp_compiler_found():
+        pytest.skip("torch.compile on a CPU needs a C++ compiler")
+    out = tmp_path / "ddp_compiled"
+    ddp_run(toy, out, 2, "compile=true")
+    assert len(losses(out)) == 2
+    assert (out / "weights_rank0.sha256").read_text() == (out / "weights_rank1.sha256").read_text()
 
 
 def test_bad_dataset_stops_before_training(toy, tmp_path):

@@ -107,6 +107,29 @@ def test_cpu_study_face_seeds_trains_each_seed_apart_and_scores_them_together(sa
     assert scored["parsed"]["models"][-1] == "out/m/seed2/candidate3/face_fast.safetensors"
 
 
+def test_cpu_study_fast_seeds_pairs_the_fast_preset_with_ours_per_seed_and_keeps_models_already_made(sandbox):
+    models = sandbox / "out" / "m"
+    (models / "seed1").mkdir(parents=True)
+    (models / "seed1" / "face.safetensors").touch()   # face_seeds' ours at seed 1: not trained again
+    (models / "street.safetensors").touch()           # a seed-0 model: scored beside the others
+    log = run_driver(sandbox, ["bench/cpu_study.sh"], TASKS="fast_seeds", SEEDS="1 2", MODELS="out/m", RUNS="out/r",
+                     RESULTS="out/results")
+    trained = [c["parsed"] for c in calls(log, "scripts/footage_models.py")]
+    assert [(t["tasks"], t["steps"], t["models"], t["runs"]) for t in trained] == [
+        ("face_fast", 200, "out/m/seed1", "out/r/seed1"), ("street,street_fast", 300, "out/m/seed1", "out/r/seed1"),
+        ("face,face_fast", 200, "out/m/seed2", "out/r/seed2"), ("street,street_fast", 300, "out/m/seed2", "out/r/seed2")]
+    assert all(f"seed={s}" in t["overrides"] for t, s in zip(trained, (1, 1, 2, 2)))
+    assert ["data.crop_size=[96,128]" in t["overrides"] for t in trained] == [False, True, False, True]
+    evaluated = calls(log, "bench/evaluate.py")
+    assert [(c["parsed"]["task"], c["parsed"]["first_frame"]) for c in evaluated] == [
+        ("face", False), ("face", True), ("street", False), ("street", True)]
+    assert evaluated[0]["parsed"]["names"] == [f"{m}, seed {s}" for s in (1, 2) for m in ("ours", "fast")]
+    assert evaluated[2]["parsed"]["names"] == ["ours, seed 0"] + [
+        f"{m}, seed {s}" for s in (1, 2) for m in ("ours", "fast")]
+    assert evaluated[2]["parsed"]["models"][-1] == "out/m/seed2/street_fast.safetensors"
+    assert evaluated[2]["parsed"]["real_video"] and not evaluated[0]["parsed"]["real_video"]
+
+
 def test_cpu_study_names_an_unknown_task(sandbox):
     proc = subprocess.run(["bash", "bench/cpu_study.sh"], cwd=sandbox, capture_output=True, text=True,
                           env={**os.environ, "PY": f"{sys.executable} {STAND_IN}", "TASKS": "boat",

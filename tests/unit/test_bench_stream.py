@@ -129,6 +129,33 @@ def test_suite_smallest_configuration(tmp_path):
     assert report["training"][0]["steps"] == 1 and "| shipped model, CLI |" in report["markdown"]
 
 
+def test_suite_layouts_on_the_cpus_fast_paths(tmp_path):
+    """--layout-modes: the three networks of a layout timed on each CPU path too (float32 always), in turns; the
+    fastest paths of fast and small compared; an unknown path refused by name."""
+    import torch
+    from v2v.quantize import int8_problem
+    if int8_problem(torch.device("cpu")):
+        pytest.skip(int8_problem(torch.device("cpu")))
+    modes = ["int8"] + (["compiled"] if cpp_compiler_found() else [])
+    out = tmp_path / "suite.json"
+    cmd = [sys.executable, str(REPO / "bench" / "suite.py"), "--smoke", "--parts", "layouts", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd + ["--layout-modes", ",".join(modes)], capture_output=True, text=True, cwd=REPO,
+                          timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["layout_modes"] == ["fp32", *modes] and report["generator"] == [] == report["cli"]
+    (row,) = report["layouts"]
+    for m in modes:
+        assert all(row[f"{label}_ms_{m}"] > 0 for label in ("shipped", "small", "fast"))
+        assert row[f"fast_speedup_vs_small_{m}"] > 0 and f"| body | 32x32 | {m} |" in report["markdown"]
+    fastest = {label: min([row[f"{label}_ms"]] + [row[f"{label}_ms_{m}"] for m in modes])
+               for label in ("small", "fast")}
+    assert row["fast_best_speedup_vs_small"] == pytest.approx(fastest["small"] / fastest["fast"], rel=0.1)
+    bad = subprocess.run(cmd + ["--layout-modes", "int4"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert bad.returncode == 2 and "int4" in bad.stderr
+
+
 def test_fast_path_smallest_configuration(tmp_path):
     """bench/fast_path.py: eager, the compiled step with a cold and a warm compiler cache, and the int8 step, each in
     its own process; the compiled steps agree with the eager network given the same history, the int8 one differs."""
