@@ -12,6 +12,7 @@ Parts (each reuses the script that owns it; compare rows within one run only):
   utilisation = GFLOPs x frames/s / the peak of that precision;
 * layouts: each shipped model's network (random weights, its training size) against the same input layout in
   the ``small`` and ``fast`` presets, eager float32 and, with ``--layout-modes``, the CPU's int8 and compiled paths;
+  ``--fast-set key=value`` (model fields, values in YAML) times a candidate design in ``fast``'s place;
 * cli: ``bench/stream_memory.py`` (decode, source extraction, generation, encoding of a real clip, at the model's
   training size) for the shipped street, face and body models;
 * training: ``bench/train_throughput.py``, generated frames per second of the trainer.
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -39,7 +41,7 @@ from bench.evaluate import run_context, write_report  # noqa: E402
 from bench.gpu_bench import run_case, sync  # noqa: E402
 from bench.model_cost import frame_flops, measure  # noqa: E402
 from v2v.model.checkpoint import read_config, training_frame_size  # noqa: E402
-from v2v.model.config import PRESETS, preset  # noqa: E402
+from v2v.model.config import PRESETS, ConfigError, GeneratorConfig, preset  # noqa: E402
 from v2v.model.generator import Vid2VidGenerator  # noqa: E402
 from v2v.quantize import int8_network, int8_problem  # noqa: E402
 from v2v.sampler import compiled_step, cpp_compiler_found  # noqa: E402
@@ -128,12 +130,14 @@ def layout_network(g: torch.nn.Module, mode: str) -> torch.nn.Module:
     return g
 
 
-def layout_rows(smoke: bool, modes: Sequence[str] = ("fp32",), repeats: int = 20) -> list[dict]:
+def layout_rows(smoke: bool, modes: Sequence[str] = ("fp32",), repeats: int = 20,
+                fast_overrides: dict | None = None) -> list[dict]:
     """Each shipped model's network (its layout and training size, random weights) against the same layout in
     the ``small`` preset (ngf 16) and the ``fast`` one: milliseconds per frame, one process, per CPU path in
     ``modes``.  All the networks take turns, one frame each per round, so a slow spell of a shared host falls on
     all of them; the speed-ups are medians of the rounds' ratios (fp32 keys unsuffixed, other paths' suffixed
-    ``_<mode>``); ``fast_best_speedup_vs_small`` divides the two presets' fastest paths' medians."""
+    ``_<mode>``); ``fast_best_speedup_vs_small`` divides the two presets' fastest paths' medians.
+    ``fast_overrides`` change the ``fast`` preset's fields (a candidate design, timed in its place)."""
     size_keys = {k for sizes in PRESETS.values() for k in sizes}
     rows = []
     for name in ["body"] if smoke else ["street", "face", "body"]:
@@ -143,7 +147,8 @@ def layout_rows(smoke: bool, modes: Sequence[str] = ("fp32",), repeats: int = 20
         task = {k: v for k, v in shipped.to_dict().items() if k not in size_keys}   # inputs, prior, flow
         row = {"model": name, "size": f"{w}x{h}", "modes": list(modes)}
         nets = {}
-        for label, cfg in (("shipped", shipped), ("small", preset("small", **task)), ("fast", preset("fast", **task))):
+        fast = preset("fast", **{**task, **(fast_overrides or {})})
+        for label, cfg in (("shipped", shipped), ("small", preset("small", **task)), ("fast", fast)):
             torch.manual_seed(0)
             g = Vid2VidGenerator(cfg).eval()
             row[f"{label}_gflops"] = round(frame_flops(cfg, w, h) / 1e9, 2)
@@ -222,6 +227,8 @@ def markdown(report: dict) -> str:
     lines += table(["preset", "size", "scales", "mode", "ms/frame", "frames/s", "GFLOPs/frame", "share of peak"],
                    [f"| {r['preset']} | {r['size']} | {r['n_scales']} | {r['mode']} | {r['ms_per_frame']} | "
                     f"{r['fps']} | {r['gflops_per_frame']} | {r['share_of_peak']:.1%} |" for r in report["generator"]])
+    if report.get("fast_overrides") and report["layouts"]:
+        lines += ["", "fast: the preset with " + ", ".join(f"{k}={v}" for k, v in report["fast_overrides"].items())]
     lines += table(["shipped layout, random weights", "size", "shipped ms (GFLOPs)", "small ms (GFLOPs)",
                     "fast ms (GFLOPs)", "fast vs shipped / small"],
                    [f"| {r['model']} | {r['size']} | {r['shipped_ms']} ({r['shipped_gflops']}) | {r['small_ms']} "
@@ -259,6 +266,9 @@ def main(argv=None) -> int:
     ap.add_argument("--layout-modes", default="fp32",
                     help="the layouts part's CPU paths besides fp32 (always measured), comma-separated: int8, "
                          "compiled (needs a C++ compiler and waits ~20-40 s a network for it)")
+    ap.add_argument("--fast-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="the layouts part times the fast preset with this model field changed (a candidate "
+                         "design; repeatable; values in YAML), e.g. --fast-set n_blocks=2")
     ap.add_argument("--machine", default=None, help="machine name recorded (default: from the device)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
@@ -278,15 +288,27 @@ def main(argv=None) -> int:
         ap.error(f"--layout-modes int8: {problem}")
     if "compiled" in layout_modes and not cpp_compiler_found():
         ap.error("--layout-modes compiled needs a C++ compiler (g++ or clang++) on PATH")
+    fast_overrides = {}
+    for item in a.fast_set:
+        key, _, value = item.partition("=")
+        if key not in GeneratorConfig.__dataclass_fields__ or not value:
+            ap.error(f"--fast-set {item!r}: expected KEY=VALUE with KEY a model field (e.g. n_blocks=2)")
+        fast_overrides[key] = yaml.safe_load(value)
+    if fast_overrides:
+        try:
+            preset("fast", input_nc=3, **fast_overrides)
+        except (ConfigError, TypeError) as e:
+            ap.error(f"--fast-set: {e}")
     peaks = machine_peaks(a.device, a.smoke, {m.split("_")[0] for m in modes} if "generator" in parts else set())
     frames = dict(n_frames=2, warmup=1) if a.smoke else (dict(n_frames=30, warmup=6) if a.device == "cuda"
                                                          else dict(n_frames=6, warmup=2))
     report = {**run_context(a.machine or card, "bench/suite.py", argv), "machine": a.machine or card,
               "peaks_gflops": peaks, "modes": modes, "modes_left_out": left_out,
-              "layout_modes": layout_modes,
+              "layout_modes": layout_modes, "fast_overrides": fast_overrides,
               "generator": generator_rows(a.device, cases, modes, peaks, frames)
               if "generator" in parts else [],
-              "layouts": layout_rows(a.smoke, layout_modes) if "layouts" in parts else [],
+              "layouts": layout_rows(a.smoke, layout_modes, fast_overrides=fast_overrides)
+              if "layouts" in parts else [],
               "cli": cli_rows(a.smoke, a.cli_frames, a.device) if "cli" in parts else [],
               "training": training_rows(a.device, a.smoke) if "training" in parts else []}
     report["markdown"] = markdown(report)

@@ -287,6 +287,42 @@ def test_skips_change_the_frame_and_train_every_weight():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
 
 
+@pytest.mark.parametrize("dilation, field", [(1, 5), (2, 9)])
+def test_a_dilated_block_sees_twice_as_far_with_the_same_weights(dilation, field):
+    """A residual block's two 3x3 convolutions see 5x5 pixels; dilated by 2, 9x9 with the same weight shapes."""
+    from v2v.model.layers import ResnetBlock
+
+    torch.manual_seed(0)
+    block = ResnetBlock(4, "none", dilation)
+    x = torch.randn(1, 4, 15, 15, requires_grad=True)
+    block(x)[0, :, 7, 7].sum().backward()
+    rows, cols = (x.grad[0].abs().sum(0) > 0).nonzero().unbind(1)
+    assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == (field, field)
+    assert [p.shape for p in block.parameters()] == [p.shape for p in ResnetBlock(4, "none").parameters()]
+
+
+def test_block_dilation_keeps_the_weights_changes_the_frame_and_is_checked():
+    """``block_dilation`` reaches every residual block of the coarsest scale (the same state dict, another frame,
+    every weight learns); a file written before the switch existed reads as 1; 3 is refused."""
+    torch.manual_seed(0)
+    cfg = preset("fast", input_nc=4, label_nc=3, n_blocks=2, skips=True, head_kernel=3)
+    g = Vid2VidGenerator(cfg.with_(block_dilation=2))
+    plain = Vid2VidGenerator(cfg)
+    plain.load_state_dict(g.state_dict())
+    dilated = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d) and m.dilation == (2, 2)]
+    assert len(dilated) == 2 * 3       # two convolutions in each of three blocks (two encoders, one shared)
+    src, prev, _ = inputs(g, batch=1, size=64)
+    out = g(src, prev)
+    with torch.no_grad():
+        assert not torch.allclose(out.frame, plain(src, prev).frame)
+    (out.frame.mean() + out.flow.mean() + out.mask.mean()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+    old = {k: v for k, v in cfg.to_dict().items() if k != "block_dilation"}
+    assert GeneratorConfig.from_dict(old).block_dilation == 1
+    with pytest.raises(ConfigError, match="block_dilation"):
+        cfg.with_(block_dilation=3)
+
+
 def test_paper_preset_size():
     """The paper preset at its Cityscapes layout: about 0.4 G parameters (reference: 411 M)."""
     cfg = preset("paper", input_nc=36, label_nc=35, foreground=True, fg_label_ids=(26,))

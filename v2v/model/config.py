@@ -64,6 +64,8 @@ class GeneratorConfig:
     skips: bool = False            # the coarsest scale's decoders (and the foreground network's) add the encoders'
                                    # features of the same size, as a U-Net does (an addition per level)
                                    # (both off in every preset: bench/NOTES.md, "The `fast` preset, second design")
+    block_dilation: int = 1        # the coarsest scale's residual blocks dilate their 3x3 convolutions by this:
+                                   # half the blocks see as far as twice as many, at the same cost
     style_nc: int = 0              # d of the instance-averaged style features concatenated to the source (0: off)
 
     def __post_init__(self) -> None:
@@ -79,6 +81,7 @@ class GeneratorConfig:
             (self.n_local_blocks >= 1, "n_local_blocks must be >= 1"),
             (self.stem_kernel in (3, 5, 7), "stem_kernel must be 3, 5 or 7"),
             (self.head_kernel in (3, 5, 7), "head_kernel must be 3, 5 or 7"),
+            (self.block_dilation in (1, 2), "block_dilation must be 1 or 2"),
             (self.norm in NORMS, f"norm must be one of {NORMS}"),
             (self.ngf % (2 ** (self.n_scales - 1)) == 0, "ngf must be divisible by 2**(n_scales-1)"),
             (self.style_nc >= 0, "style_nc must be >= 0"),

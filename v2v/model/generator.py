@@ -61,12 +61,13 @@ class GlobalScale(nn.Module):
         # share_trunk: one set of bottleneck blocks feeds both branches, which keep only their upsampling
         branch_blocks = 0 if cfg.share_trunk else n_dec
         self.skips = cfg.skips
-        self.source_encoder = encoder(src_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm, cfg.stem_kernel)
-        self.shared_trunk = res_blocks(cfg.ngf * 2**cfg.n_downsample, n_dec, cfg.norm) if cfg.share_trunk else None
-        self.image_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, branch_blocks, cfg.norm)
+        d, width = cfg.block_dilation, cfg.ngf * 2**cfg.n_downsample
+        self.source_encoder = encoder(src_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm, cfg.stem_kernel, d)
+        self.shared_trunk = res_blocks(width, n_dec, cfg.norm, d) if cfg.share_trunk else None
+        self.image_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, branch_blocks, cfg.norm, d)
         if cfg.use_flow:
-            self.prev_encoder = encoder(prev_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm, cfg.stem_kernel)
-            self.flow_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, branch_blocks, cfg.norm)
+            self.prev_encoder = encoder(prev_nc, cfg.ngf, cfg.n_downsample, n_enc, cfg.norm, cfg.stem_kernel, d)
+            self.flow_trunk = decoder_trunk(cfg.ngf, cfg.n_downsample, branch_blocks, cfg.norm, d)
 
     def forward(self, src, prev, coarse=None):
         code, skips = encode(self.source_encoder, src, self.skips)

@@ -89,30 +89,34 @@ def output_conv(in_nc: int, out_nc: int, kernel: int = 7) -> OutputConv:
 
 
 class ResnetBlock(nn.Module):
-    """x + (pad-conv3-norm-relu-pad-conv3-norm)(x)."""
+    """x + (pad-conv3-norm-relu-pad-conv3-norm)(x); with ``dilation`` d the 3x3 convolutions take every d-th pixel:
+    the same weights and cost, a field d times as wide."""
 
-    def __init__(self, channels: int, norm: str = "instance") -> None:
+    def __init__(self, channels: int, norm: str = "instance", dilation: int = 1) -> None:
         super().__init__()
+        d = dilation
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm_layer(norm, channels), nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm_layer(norm, channels),
+            nn.ReflectionPad2d(d), nn.Conv2d(channels, channels, 3, dilation=d), norm_layer(norm, channels),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(d), nn.Conv2d(channels, channels, 3, dilation=d), norm_layer(norm, channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
-def res_blocks(channels: int, n: int, norm: str) -> nn.Sequential:
-    return nn.Sequential(*[ResnetBlock(channels, norm) for _ in range(n)])
+def res_blocks(channels: int, n: int, norm: str, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(*[ResnetBlock(channels, norm, dilation) for _ in range(n)])
 
 
-def encoder(in_nc: int, ngf: int, n_down: int, n_blocks: int, norm: str, stem: int = 7) -> nn.Sequential:
+def encoder(in_nc: int, ngf: int, n_down: int, n_blocks: int, norm: str, stem: int = 7,
+            dilation: int = 1) -> nn.Sequential:
     """A stem (7x7 unless ``stem``), `n_down` stride-2 convs doubling the width, then residual blocks.
     Out: ngf * 2**n_down channels."""
     layers: list[nn.Module] = [conv_block(in_nc, ngf, stem, norm=norm)]
     for i in range(n_down):
         layers.append(conv_block(ngf * 2**i, ngf * 2 ** (i + 1), 3, stride=2, norm=norm))
-    layers.append(res_blocks(ngf * 2**n_down, n_blocks, norm))
+    layers.append(res_blocks(ngf * 2**n_down, n_blocks, norm, dilation))
     return nn.Sequential(*layers)
 
 
@@ -138,9 +142,9 @@ def decode(trunk: nn.Sequential, code: torch.Tensor, skips: list[torch.Tensor]) 
     return x
 
 
-def decoder_trunk(ngf: int, n_up: int, n_blocks: int, norm: str) -> nn.Sequential:
+def decoder_trunk(ngf: int, n_up: int, n_blocks: int, norm: str, dilation: int = 1) -> nn.Sequential:
     """Residual blocks at ngf * 2**n_up channels, then `n_up` upsamplings down to ngf channels."""
-    layers: list[nn.Module] = [res_blocks(ngf * 2**n_up, n_blocks, norm)]
+    layers: list[nn.Module] = [res_blocks(ngf * 2**n_up, n_blocks, norm, dilation)]
     for i in reversed(range(n_up)):
         layers.append(up_block(ngf * 2 ** (i + 1), ngf * 2**i, norm=norm))
     return nn.Sequential(*layers)
