@@ -11,6 +11,8 @@
 #                                            # faster fast designs (~45 min a seed), scored with any seed-0 models
 #     TASKS=fast_seeds SEEDS="1 2" bash bench/cpu_study.sh  # the fast preset beside ours per seed on face
 #                                            # and street (~55 min a seed; models face_seeds made are kept)
+#     TASKS=candidate CANDIDATE=candidate5 CANDIDATE_SET="head_kernel=3 skips=true n_blocks=2 block_dilation=2" \
+#         SEEDS="1 2" bash bench/cpu_study.sh   # a fast design beside ours per seed on face and street (~25 min a seed)
 #     SKIP_TRAIN=1 bash bench/cpu_study.sh   # only evaluate the models already in $MODELS
 # Models land in $MODELS (default out/cpu_study/models), results in bench/results/cpu_study/.
 set -eu
@@ -128,7 +130,35 @@ for task in ${TASKS:-body face street}; do
             MODELS=$base_models evaluate "$base" "${base}_fast_seeds_first_frame" "${rows[@]}" -- "${extra[@]}" \
                 --first-frame
         done ;;
-    *) echo "unknown task $task (body, face, street, fg, body_fast, face_fast, street_fast, face_seeds, fast_seeds)" >&2
+    candidate)   # a fast design (bench/NOTES.md "A fifth candidate") beside ours per seed: the fast preset with the
+                 # model fields in CANDIDATE_SET ("key=value ...") on the face and street recipes, in
+                 # $MODELS/seed<N>/$CANDIDATE/; ours at each seed where fast_seeds left it (trained if missing)
+        name=${CANDIDATE:?"CANDIDATE=<name> names the design"}; fields=()
+        for kv in ${CANDIDATE_SET:?"CANDIDATE_SET='key=value ...' holds its model fields"}; do
+            fields+=(--set "model.$kv")
+        done
+        for seed in ${SEEDS:-1 2}; do
+            for pair in "face 200" "street 300"; do
+                set -- $pair; base=$1 steps=$2
+                size=(); [ "$base" = street ] && size=(--set "data.load_size=[96,128]" --set "data.crop_size=[96,128]")
+                [ -f "$base_models/seed$seed/$base.safetensors" ] || MODELS=$base_models/seed$seed \
+                    RUNS=$RUNS/seed$seed train "$base" "$steps" --set seed="$seed" "${size[@]}"
+                [ -f "$base_models/seed$seed/$name/${base}_fast.safetensors" ] || MODELS=$base_models/seed$seed/$name \
+                    RUNS=$RUNS/seed$seed/$name train "${base}_fast" "$steps" --set seed="$seed" "${size[@]}" \
+                    "${fields[@]}"
+            done
+        done
+        for base in face street; do
+            rows=(); extra=(); [ "$base" = street ] && extra=(--real-video .cache/data/vtest.avi)
+            for seed in ${SEEDS:-1 2}; do
+                rows+=("seed$seed/$base:ours, seed $seed" "seed$seed/$name/${base}_fast:$name, seed $seed")
+            done
+            MODELS=$base_models evaluate "$base" "${base}_$name" "${rows[@]}" -- "${extra[@]}"
+            MODELS=$base_models evaluate "$base" "${base}_${name}_first_frame" "${rows[@]}" -- "${extra[@]}" \
+                --first-frame
+        done ;;
+    *) echo "unknown task $task (body, face, street, fg, body_fast, face_fast, street_fast, face_seeds, fast_seeds," \
+            "candidate)" >&2
        exit 2 ;;
     esac
 done

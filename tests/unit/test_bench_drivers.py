@@ -130,6 +130,33 @@ def test_cpu_study_fast_seeds_pairs_the_fast_preset_with_ours_per_seed_and_keeps
     assert evaluated[2]["parsed"]["real_video"] and not evaluated[0]["parsed"]["real_video"]
 
 
+def test_cpu_study_candidate_trains_a_fast_design_per_seed_beside_ours(sandbox):
+    """TASKS=candidate: the fast preset with CANDIDATE_SET's fields on both recipes per seed, in its own folder;
+    ours trained only where no model of that seed exists; each task's pairs in one table; no name, no run."""
+    models = sandbox / "out" / "m"
+    (models / "seed1").mkdir(parents=True)
+    (models / "seed1" / "face.safetensors").touch()   # ours at seed 1 from fast_seeds: kept
+    log = run_driver(sandbox, ["bench/cpu_study.sh"], TASKS="candidate", CANDIDATE="c5", SEEDS="1",
+                     CANDIDATE_SET="n_blocks=2 block_dilation=2", MODELS="out/m", RUNS="out/r", RESULTS="out/results")
+    trained = [c["parsed"] for c in calls(log, "scripts/footage_models.py")]
+    assert [(t["tasks"], t["steps"], t["models"], t["runs"]) for t in trained] == [
+        ("face_fast", 200, "out/m/seed1/c5", "out/r/seed1/c5"), ("street", 300, "out/m/seed1", "out/r/seed1"),
+        ("street_fast", 300, "out/m/seed1/c5", "out/r/seed1/c5")]
+    assert ["model.block_dilation=2" in t["overrides"] and "model.n_blocks=2" in t["overrides"] for t in trained] \
+        == [True, False, True]
+    assert all("seed=1" in t["overrides"] for t in trained)
+    evaluated = calls(log, "bench/evaluate.py")
+    assert [(c["parsed"]["task"], c["parsed"]["first_frame"]) for c in evaluated] == [
+        ("face", False), ("face", True), ("street", False), ("street", True)]
+    assert evaluated[2]["parsed"]["names"] == ["ours, seed 1", "c5, seed 1"]
+    assert evaluated[2]["parsed"]["models"] == ["out/m/seed1/street.safetensors",
+                                                "out/m/seed1/c5/street_fast.safetensors"]
+    proc = subprocess.run(["bash", "bench/cpu_study.sh"], cwd=sandbox, capture_output=True, text=True,
+                          env={**os.environ, "PY": f"{sys.executable} {STAND_IN}", "TASKS": "candidate",
+                               "STAND_IN_LOG": str(sandbox / "log2"), "RESULTS": "out/results"})
+    assert proc.returncode != 0 and "CANDIDATE=<name>" in proc.stderr and not (sandbox / "log2").exists()
+
+
 def test_cpu_study_names_an_unknown_task(sandbox):
     proc = subprocess.run(["bash", "bench/cpu_study.sh"], cwd=sandbox, capture_output=True, text=True,
                           env={**os.environ, "PY": f"{sys.executable} {STAND_IN}", "TASKS": "boat",
