@@ -317,6 +317,12 @@ def test_block_dilation_keeps_the_weights_changes_the_frame_and_is_checked():
         assert not torch.allclose(out.frame, plain(src, prev).frame)
     (out.frame.mean() + out.flow.mean() + out.mask.mean()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+    m = cfg.size_multiple      # the blocks reflect-pad by 2: the bottleneck needs 3x3 pixels, not 2x2
+    assert (cfg.min_frame_side, g.cfg.min_frame_side) == (2 * m, 3 * m)
+    assert "under 3x3 pixels" in g.cfg.frame_size_problem(2 * m, 4 * m)
+    assert g.cfg.frame_size_problem(3 * m, 3 * m) is None
+    with torch.no_grad():
+        assert g(*inputs(g, batch=1, size=3 * m)[:2]).frame.shape[-1] == 3 * m
     old = {k: v for k, v in cfg.to_dict().items() if k != "block_dilation"}
     assert GeneratorConfig.from_dict(old).block_dilation == 1
     with pytest.raises(ConfigError, match="block_dilation"):

@@ -112,10 +112,16 @@ class GeneratorConfig:
         return 2 ** (self.n_downsample + self.n_scales - 1)
 
     @property
+    def bottleneck_side(self) -> int:
+        """The smallest side of the bottleneck: its residual blocks reflect-pad by their dilation, which needs one
+        pixel more (a 1x1 map would also leave instance normalisation one value)."""
+        return self.block_dilation + 1
+
+    @property
     def min_frame_side(self) -> int:
-        """The smallest height and width: the bottleneck needs 2x2 pixels (its residual blocks reflect-pad by
-        one; a 1x1 one also leaves instance normalisation one value) and the 7x7 input convolution 4."""
-        return max(2 * self.size_multiple, 4)
+        """The smallest height and width: the bottleneck's least side (:attr:`bottleneck_side`) and the 7x7 input
+        convolution's 4."""
+        return max(self.bottleneck_side * self.size_multiple, 4)
 
     def frame_size_problem(self, height: int, width: int) -> str | None:
         """Why the network cannot take ``height`` x ``width`` frames (None: it can)."""
@@ -124,8 +130,9 @@ class GeneratorConfig:
             return (f"frame size {width}x{height} is not a multiple of {m} (n_downsample={self.n_downsample}, "
                     f"n_scales={self.n_scales}); resize or crop to e.g. {width // m * m or m}x{height // m * m or m}")
         if height < least or width < least:
+            b = self.bottleneck_side
             return (f"frames of {width}x{height} are too small for this network (its bottleneck would be under "
-                    f"2x2 pixels, a 1x1 one at {m}x{m}); the smallest frames it takes are {least}x{least}")
+                    f"{b}x{b} pixels); the smallest frames it takes are {least}x{least}")
         return None
 
     @property
