@@ -84,7 +84,7 @@ for task in ${TASKS:-body face street}; do
                  # ours and the two fast designs that ran >= 3x small (the second, the third candidate), each in its
                  # own folders under $MODELS/seed<N>/; then every model in one table, with the seed-0 models where
                  # they are ($MODELS/face, $MODELS/design2/face_fast, $MODELS/candidate3/face_fast)
-        third=(--set model.head_kernel=3 --set model.skips=true --set model.n_blocks=2)
+        third=(--set model.head_kernel=3 --set model.skips=true --set model.n_blocks=2 --set model.block_dilation=1)
         second=("${third[@]}" --set model.n_downsample=2)
         rows=()
         for seed in ${SEEDS:-1 2}; do

@@ -119,7 +119,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "street_nodv": ("street", ["--set", "disc.n_temporal_scales=0"]),   # no video discriminator D_V
     "face_nodv": ("face", ["--set", "disc.n_temporal_scales=0"]),
     "body_nodv": ("body", ["--set", "disc.n_temporal_scales=0"]),
-    # the fast preset (a fifth of small's FLOPs) at the same budget, against ours (small, ngf 24)
+    # the fast preset (an eighth of small's FLOPs) at the same budget, against ours (small, ngf 24)
     **{f"{task}_fast": (task, ["--set", "preset=fast", "--set", "model.ngf=8"]) for task in ("street", "face", "body")},
     "street_realstart": ("street", ["--set", "generated_start=0"]),     # every clip starts from real frames
     # the mask regulariser (pushes towards warping) only on generated-start clips, as the reference does

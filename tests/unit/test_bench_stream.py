@@ -162,11 +162,11 @@ def test_suite_layouts_time_a_candidate_fast_design(tmp_path):
     out = tmp_path / "suite.json"
     cmd = [sys.executable, str(REPO / "bench" / "suite.py"), "--smoke", "--parts", "layouts", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    sets = ["--fast-set", "n_blocks=2", "--fast-set", "block_dilation=2", "--fast-set", "skips=true"]
+    sets = ["--fast-set", "ngf=4", "--fast-set", "block_dilation=1", "--fast-set", "skips=true"]
     proc = subprocess.run(cmd + sets, capture_output=True, text=True, cwd=REPO, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert report["fast_overrides"] == {"n_blocks": 2, "block_dilation": 2, "skips": True}
+    assert report["fast_overrides"] == {"ngf": 4, "block_dilation": 1, "skips": True}
     (row,) = report["layouts"]
     from bench.model_cost import frame_flops
     from v2v.model.checkpoint import read_config
@@ -174,10 +174,9 @@ def test_suite_layouts_time_a_candidate_fast_design(tmp_path):
     size_keys = {k for sizes in PRESETS.values() for k in sizes}
     shipped = read_config(REPO / "models" / "vid2vid" / "body.safetensors")
     task = {k: v for k, v in shipped.to_dict().items() if k not in size_keys}
-    fast, candidate = preset("fast", **task), preset("fast", **{**task, "n_blocks": 2, "block_dilation": 2,
-                                                                        "skips": True})
+    fast, candidate = preset("fast", **task), preset("fast", **{**task, "ngf": 4, "block_dilation": 1, "skips": True})
     assert row["fast_gflops"] == round(frame_flops(candidate, 32, 32) / 1e9, 2) < frame_flops(fast, 32, 32) / 1e9
-    assert "fast: the preset with n_blocks=2, block_dilation=2, skips=True" in report["markdown"]
+    assert "fast: the preset with ngf=4, block_dilation=1, skips=True" in report["markdown"]
     for bad, word in (("n_block=2", "n_block"), ("block_dilation=3", "block_dilation"), ("skips", "skips")):
         proc = subprocess.run(cmd + ["--fast-set", bad], capture_output=True, text=True, cwd=REPO, env=env)
         assert proc.returncode == 2 and word in proc.stderr, proc.stderr[-2000:]

@@ -60,12 +60,15 @@ class GeneratorConfig:
                                    # sketches need no 7x7 field there, and at full size it is the dearest layer)
     share_trunk: bool = False      # the image and flow branches share the coarsest scale's residual blocks
     head_kernel: int = 7           # the output projections (frame, flow, mask); from 8 channels at full size a 7x7
-                                   # one is a fifth of the fast preset's CPU frame, a 3x3 one ~3x cheaper
+                                   # one is a fifth of the first fast design's CPU frame, a 3x3 one ~3x cheaper
+                                   # (3 in the fast preset)
     skips: bool = False            # the coarsest scale's decoders (and the foreground network's) add the encoders'
-                                   # features of the same size, as a U-Net does (an addition per level)
-                                   # (both off in every preset: bench/NOTES.md, "The `fast` preset, second design")
+                                   # features of the same size, as a U-Net does (an addition per level); off in
+                                   # every preset: they keep streets but lose faces (bench/NOTES.md, "A fifth
+                                   # candidate")
     block_dilation: int = 1        # the coarsest scale's residual blocks dilate their 3x3 convolutions by this:
-                                   # half the blocks see as far as twice as many, at the same cost
+                                   # half the blocks see as far as twice as many, at the same cost (2 in the fast
+                                   # preset: a face drawn from a sparse sketch needs the wide field)
     style_nc: int = 0              # d of the instance-averaged style features concatenated to the source (0: off)
 
     def __post_init__(self) -> None:
@@ -216,9 +219,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "compact": dict(ngf=32, n_downsample=3, n_blocks=6, n_local_blocks=2, fg_n_blocks=2),
     # Trains on a CPU in seconds to minutes at 64-128 px.
     "small": dict(ngf=16, n_downsample=2, n_blocks=4, n_local_blocks=2, fg_n_blocks=2),
-    # A fifth of small's FLOPs (Fast-Vid2Vid's direction): narrow at full size, deeper and wider at 1/8, 3x3 stems,
-    # image and flow branches sharing the bottleneck.  Quality against small: see bench/NOTES.md.
-    "fast": dict(ngf=8, n_downsample=3, n_blocks=4, n_local_blocks=1, fg_n_blocks=1, stem_kernel=3, share_trunk=True),
+    # An eighth of small's FLOPs (Fast-Vid2Vid's direction): narrow at full size, wider at 1/8, 3x3 stems and output
+    # projections, image and flow branches sharing the bottleneck, whose 2 blocks are dilated to see as far as 4.
+    # ~3x small on a 2-core CPU; quality against small per seed: bench/NOTES.md, "A fifth candidate".
+    "fast": dict(ngf=8, n_downsample=3, n_blocks=2, n_local_blocks=1, fg_n_blocks=1, stem_kernel=3, share_trunk=True,
+                 head_kernel=3, block_dilation=2),
     # Unit tests.
     "tiny": dict(ngf=8, n_downsample=2, n_blocks=2, n_local_blocks=1, fg_n_blocks=1),
 }
