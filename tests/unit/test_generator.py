@@ -229,11 +229,13 @@ def test_the_fast_preset_costs_at_most_a_quarter_of_small(task):
 @pytest.mark.parametrize("n_scales", [1, 2])
 @pytest.mark.parametrize("use_flow", [True, False])
 def test_the_fast_preset_generates_and_learns(n_scales, use_flow):
-    """3x3 stems and one bottleneck shared by the image and flow branches: shapes, and gradients everywhere."""
+    """3x3 stems and projections, one bottleneck of dilated blocks shared by the image and flow branches: shapes at
+    the smallest frame it takes, and gradients everywhere."""
     torch.manual_seed(0)
     g = Vid2VidGenerator(preset("fast", input_nc=6, label_nc=5, n_scales=n_scales, use_flow=use_flow,
                                 foreground=True, fg_label_ids=(3,)))
     assert g.cfg.stem_kernel == 3 and g.scales[0].source_encoder[0][1].kernel_size == (3, 3)
+    assert g.scales[0].shared_trunk[0].body[1].dilation == (2, 2) and g.cfg.head_kernel == 3
     side = g.cfg.min_frame_side
     ids = torch.zeros(side, side, dtype=torch.long)
     ids[2:8, 2:8] = 3
